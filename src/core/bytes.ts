@@ -26,3 +26,14 @@ export function bytesId (bytes: Uint8Array): string {
 export function fromBytesId (id: string): Uint8Array {
   return fromString(id, 'latin1')
 }
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** A key as an operator would type it: quoted UTF-8 when printable, else 0x-prefixed hex. */
+export function describeKey (key: Uint8Array): string {
+  try {
+    const text = strictUtf8.decode(key)
+    if (text.length > 0 && !/[\u0000-\u001f\u007f-\u009f]/.test(text)) return JSON.stringify(text)
+  } catch {}
+  return '0x' + toHex(key)
+}

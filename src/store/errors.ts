@@ -1,4 +1,4 @@
-import { toHex } from '../core/bytes.ts'
+import { describeKey } from '../core/bytes.ts'
 import { ShoalError } from '../core/errors.ts'
 
 /**
@@ -89,16 +89,4 @@ export class CorruptRecordError extends ShoalError {
     this.partition = init.partition
     this.target = init.target
   }
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true })
-
-/** A key as an operator would type it: quoted UTF-8 when printable, else 0x-prefixed hex. */
-export function describeKey (key: Uint8Array): string {
-  try {
-    const text = utf8.decode(key)
-    // eslint-disable-next-line no-control-regex
-    if (text.length > 0 && !/[\u0000-\u001f\u007f-\u009f]/.test(text)) return JSON.stringify(text)
-  } catch {}
-  return '0x' + toHex(key)
 }
