@@ -19,17 +19,21 @@ import { bytesEqual } from './bytes.ts'
 import { InvalidArgumentError, MalformedDataError } from './errors.ts'
 import { keyHash, segmentWord, sha256 } from './hash.ts'
 
-export const SEGMENTS = 256
-export const FANOUT = 16
+/**
+ * 64 segments of fanout 8 (levels 1, 8, 64): with 4096 partitions a million keys is ~250 keys a
+ * partition, ~4 a segment, and a node's trees take ~4.8 MB even if it holds every partition.
+ */
+export const SEGMENTS = 64
+export const FANOUT = 8
 export const HASH_BYTES = 16
 
-/** Beyond this a tree (16 bytes a segment, ~1024 trees a node) stops being a small thing. */
+/** Beyond this a tree (16 bytes a segment, ~4096 trees a node) stops being a small thing. */
 const MAX_SEGMENTS = 1 << 20
 
 export interface MerkleOptions {
-  /** Leaves: a power of `fanout`, and so a power of two. Default SEGMENTS (256). */
+  /** Leaves: a power of `fanout`, and so a power of two. Default SEGMENTS (64). */
   readonly segments?: number
-  /** Children per inner node: a power of two >= 2. Default FANOUT (16). */
+  /** Children per inner node: a power of two >= 2. Default FANOUT (8). */
   readonly fanout?: number
 }
 
@@ -77,14 +81,14 @@ function isZero (bytes: Uint8Array): boolean {
 }
 
 /**
- * A partition's hash tree, held in one buffer with a view per level (16 bytes a node): 4368 bytes
- * for the default 256/16 shape. Every accessor returns a copy, so callers may keep or change what
+ * A partition's hash tree, held in one buffer with a view per level (16 bytes a node): 1168 bytes
+ * for the default 64/8 shape. Every accessor returns a copy, so callers may keep or change what
  * they get without touching the tree.
  */
 export class MerkleTree {
   readonly segments: number
   readonly fanout: number
-  /** Levels below the root: the segments are at level `depth` (2 for 256/16). */
+  /** Levels below the root: the segments are at level `depth` (2 for 64/8). */
   readonly depth: number
   private readonly bitsPerLevel: number
   /** levels[0] is the root, levels[depth] the segments; each a view of one shared buffer. */

@@ -8,6 +8,7 @@ import { equals, decodeObject, encodeObject, merge as mergeObjects, objectDigest
 import type { DvvSet } from '../core/causality.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 import { keyHash, topBits } from '../core/hash.ts'
+import { DEFAULT_PARTITIONS } from '../core/ring.ts'
 import { HASH_BYTES, MerkleTree, SEGMENTS } from '../core/merkle.ts'
 import {
   CorruptRecordError,
@@ -32,7 +33,6 @@ import {
 
 /** The storage format this code writes and reads, stored in meta `format`. */
 export const FORMAT = 1
-export const DEFAULT_PARTITIONS = 1024
 /** The stored format allows u16 partition indexes. */
 export const MAX_PARTITIONS = 65536
 
@@ -41,7 +41,7 @@ const RESERVED_META = new Set(['format', 'actor', 'partitions'])
 
 export interface StoreOptions {
   /**
-   * Number of partitions, a power of two (default 1024). Stored with a new database; opening an
+   * Number of partitions, a power of two (default the ring's, 4096). Stored with a new database; opening an
    * existing one with a different count fails with PartitionCountMismatchError. Omit it to use
    * the stored count.
    */

@@ -42,15 +42,15 @@ const shapes: MerkleOptions[] = [{}, { segments: 16, fanout: 4 }, { segments: 8,
 const shape = fc.constantFrom(...shapes)
 
 describe('merkle', () => {
-  it('has the fixed 256/16 shape by default, empty segments all zero', () => {
+  it('has the fixed 64/8 shape by default, empty segments all zero', () => {
     const tree = new MerkleTree()
-    assert.equal(SEGMENTS, 256)
-    assert.equal(FANOUT, 16)
+    assert.equal(SEGMENTS, 64)
+    assert.equal(FANOUT, 8)
     assert.equal(tree.depth, 2)
     assert.deepEqual(tree.root(), new Uint8Array(HASH_BYTES))
-    assert.deepEqual(tree.segment(255), new Uint8Array(HASH_BYTES))
-    assert.equal(tree.children(0, 0).length, 16)
-    assert.equal(tree.children(1, 15).length, 16)
+    assert.deepEqual(tree.segment(63), new Uint8Array(HASH_BYTES))
+    assert.equal(tree.children(0, 0).length, 8)
+    assert.equal(tree.children(1, 7).length, 8)
   })
 
   it('rejects shapes that are not a power of the fanout, and nodes outside the tree', () => {
@@ -59,7 +59,7 @@ describe('merkle', () => {
     }
     const tree = new MerkleTree()
     assert.throws(() => tree.node(3, 0), { name: 'InvalidArgumentError' })
-    assert.throws(() => tree.node(1, 16), { name: 'InvalidArgumentError' })
+    assert.throws(() => tree.node(1, FANOUT), { name: 'InvalidArgumentError' })
     assert.throws(() => tree.segment(-1), { name: 'InvalidArgumentError' })
     assert.throws(() => tree.children(2, 0), { name: 'InvalidArgumentError' })
     assert.throws(() => segmentOf(toBytes('k'), 100), { name: 'InvalidArgumentError' })
@@ -68,7 +68,7 @@ describe('merkle', () => {
   it('puts a key in the segment named by the top bits of its hash segment word', () => {
     const k = toBytes('user:42')
     const word = new DataView(sha256(k).buffer).getUint32(8)
-    assert.equal(segmentOf(k), word >>> 24)
+    assert.equal(segmentOf(k), word >>> 26)
     assert.equal(segmentOf(k, 16), word >>> 28)
     assert.equal(segmentOf(k, 1), 0)
   })
@@ -86,7 +86,7 @@ describe('merkle', () => {
     const segment = tree.update(k, undefined, toBytes('v1'))
     assert.equal(segment, segmentOf(k))
     assert.deepEqual(tree.segment(segment), leafHash(k, toBytes('v1')))
-    assert.deepEqual(tree.node(1, segment >>> 4), leafHash(k, toBytes('v1')))
+    assert.deepEqual(tree.node(1, Math.floor(segment / FANOUT)), leafHash(k, toBytes('v1')))
     assert.deepEqual(tree.root(), leafHash(k, toBytes('v1')))
     tree.update(k, toBytes('v1'), undefined)
     assert.deepEqual(tree.root(), new Uint8Array(HASH_BYTES))
@@ -175,12 +175,12 @@ describe('merkle', () => {
     assert.deepEqual(diffTrees(new MerkleTree(), new MerkleTree()), { segments: [], compared: 1 })
   })
 
-  it('one missed write costs one descent: 1 + 16 + 16 hashes compared', () => {
+  it('one missed write costs one descent: the root and FANOUT hashes at each level below it', () => {
     const listing = new Map([...Array(500).keys()].map(i => [bytesId(toBytes(`key-${i}`)), toBytes(`v${i}`)]))
     const a = build(listing)
     const b = build(listing)
     const segment = b.update(toBytes('key-7'), toBytes('v7'), toBytes('v7b'))
-    assert.deepEqual(diffTrees(a, b), { segments: [segment], compared: 33 })
+    assert.deepEqual(diffTrees(a, b), { segments: [segment], compared: 1 + FANOUT * a.depth })
   })
 
   it('diffSegmentKeys names keys on one side only and keys with different digests', () => {
