@@ -1,0 +1,179 @@
+import type { Env, Timer } from './env.ts'
+import { MalformedDataError } from './errors.ts'
+import { FailureDetectors } from './failure-detector.ts'
+import type { Liveness, PhiOptions } from './failure-detector.ts'
+import { MemberTable, validateRecord } from './membership.ts'
+import type { MemberRecord, MemberStatus } from './membership.ts'
+import { Ring } from './ring.ts'
+import type { RingOptions } from './ring.ts'
+
+/** What every member publishes each interval on the cluster's gossip topic. */
+export interface Heartbeat {
+  /** The sender's own record: a member speaks only for itself. */
+  readonly record: MemberRecord
+  /** Digest of the sender's member table: a mismatch makes the receiver pull the full table. */
+  readonly digest: string
+}
+
+export interface MembershipAgentInit {
+  readonly self: MemberRecord
+  readonly env: Env
+  /** Broadcast on the cluster topic (gossipsub in a node). */
+  readonly publish: (heartbeat: Heartbeat) => void
+  /** Fetch another member's full table (membership anti-entropy). */
+  readonly pull: (member: string) => Promise<readonly MemberRecord[]>
+  /** Records known before start: the persisted table, or a static cluster's members. */
+  readonly known?: Iterable<MemberRecord>
+  readonly intervalMs?: number
+  readonly ring?: RingOptions
+  readonly detector?: PhiOptions
+  /** Called with the ids whose records changed. */
+  readonly onChange?: (changed: readonly string[]) => void
+}
+
+export const HEARTBEAT_INTERVAL_MS = 1000
+
+/**
+ * One member's view of the cluster: publishes its heartbeat, merges what others publish, pulls a
+ * peer's whole table when the digests disagree (so a lost heartbeat never leaves a permanent split
+ * view), and keeps a phi-accrual detector per member. Liveness steers routing only; the ring is a
+ * function of the member records alone.
+ */
+export class MembershipAgent {
+  private readonly env: Env
+  private readonly publish: (heartbeat: Heartbeat) => void
+  private readonly pull: (member: string) => Promise<readonly MemberRecord[]>
+  private readonly intervalMs: number
+  private readonly ringOptions: RingOptions
+  private readonly onChange: (changed: readonly string[]) => void
+  private readonly table: MemberTable
+  private readonly detectors: FailureDetectors
+  private readonly pulling = new Set<string>()
+  private record: MemberRecord
+  private timer: Timer | undefined
+  private ringCache: { key: string, ring: Ring } | undefined
+
+  constructor (init: MembershipAgentInit) {
+    this.env = init.env
+    this.publish = init.publish
+    this.pull = init.pull
+    this.intervalMs = init.intervalMs ?? HEARTBEAT_INTERVAL_MS
+    this.ringOptions = init.ring ?? {}
+    this.onChange = init.onChange ?? (() => {})
+    this.detectors = new FailureDetectors(init.detector)
+    this.table = new MemberTable(init.known)
+    this.record = init.self
+    this.table.merge(init.self)
+  }
+
+  get id (): string {
+    return this.record.id
+  }
+
+  start (): void {
+    if (this.timer !== undefined) return
+    const beat = (): void => {
+      this.publish({ record: this.record, digest: this.table.digest() })
+      this.timer = this.env.setTimer(this.intervalMs, beat)
+    }
+    beat()
+  }
+
+  stop (): void {
+    this.timer?.cancel()
+    this.timer = undefined
+  }
+
+  /**
+   * A heartbeat from `from` (the gossip layer's verified sender). Anything malformed, or a record
+   * about another member than its sender, is ignored: returns false.
+   */
+  receive (from: string, heartbeat: unknown): boolean {
+    let record: MemberRecord
+    let digest: string
+    try {
+      ({ record, digest } = validateHeartbeat(heartbeat))
+    } catch {
+      return false
+    }
+    if (record.id !== from || from === this.record.id) return false
+    this.detectors.heartbeat(from, this.env.now())
+    if (this.table.merge(record)) this.onChange([record.id])
+    if (digest !== this.table.digest()) this.pullFrom(from)
+    return true
+  }
+
+  /** Serves another member's pull. */
+  records (): MemberRecord[] {
+    return this.table.all()
+  }
+
+  member (id: string): MemberRecord | undefined {
+    return this.table.get(id)
+  }
+
+  /** Changes this member's own record (status, addresses, weight) and publishes it at once. */
+  announce (change: { status?: MemberStatus, addrs?: readonly string[], weight?: number }): MemberRecord {
+    this.record = {
+      ...this.record,
+      ...change,
+      addrs: change.addrs === undefined ? this.record.addrs : [...new Set(change.addrs)].sort(),
+      seq: this.record.seq + 1
+    }
+    this.table.merge(this.record)
+    this.onChange([this.record.id])
+    this.publish({ record: this.record, digest: this.table.digest() })
+    return this.record
+  }
+
+  /** The ring of the members that own partitions; rebuilt only when that set changes. */
+  ring (): Ring {
+    const members = this.table.ringMembers()
+    const key = members.map(m => `${m.id}:${m.weight}`).join(',')
+    if (this.ringCache?.key !== key) this.ringCache = { key, ring: new Ring(members, this.ringOptions) }
+    return this.ringCache.ring
+  }
+
+  liveness (id: string): Liveness {
+    if (id === this.record.id) return 'alive'
+    return this.detectors.liveness(id, this.env.now())
+  }
+
+  isUp (id: string): boolean {
+    return this.liveness(id) === 'alive'
+  }
+
+  /** The outcome of a request to `id`: failures make it suspect before phi notices. */
+  observe (id: string, ok: boolean): void {
+    if (id === this.record.id) return
+    if (ok) this.detectors.requestSucceeded(id, this.env.now())
+    else this.detectors.requestFailed(id, this.env.now())
+  }
+
+  digest (): string {
+    return this.table.digest()
+  }
+
+  private pullFrom (member: string): void {
+    if (this.pulling.has(member)) return
+    this.pulling.add(member)
+    this.pull(member).then(records => {
+      const valid: MemberRecord[] = []
+      for (const r of records) {
+        try { valid.push(validateRecord(r)) } catch {}
+      }
+      // Our own record is ours alone to change: a stale copy from a peer must not replace it.
+      const changed = this.table.mergeAll(valid.filter(r => r.id !== this.record.id))
+      if (changed.length > 0) this.onChange(changed)
+    }, () => {
+      this.observe(member, false)
+    }).finally(() => { this.pulling.delete(member) })
+  }
+}
+
+function validateHeartbeat (value: unknown): Heartbeat {
+  if (typeof value !== 'object' || value === null) throw new MalformedDataError('heartbeat is not an object')
+  const { record, digest } = value as { record?: unknown, digest?: unknown }
+  if (typeof digest !== 'string' || digest.length > 128) throw new MalformedDataError('heartbeat digest is malformed')
+  return { record: validateRecord(record), digest }
+}
