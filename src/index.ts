@@ -1,1 +1,43 @@
-export const x: number = 1
+/**
+ * Shoal's public API. Today: the Dynamo core (ring, causality, Merkle trees, membership, failure
+ * detection, coordination) and LevelDB storage; the libp2p node and client peers come next.
+ *
+ * @example
+ * ```ts
+ * import { Ring, update, merge, values, encodeContext, decodeContext, toBytes } from 'shoal'
+ *
+ * const ring = new Ring([{ id: 'alpha', weight: 1 }, { id: 'beta', weight: 1 }, { id: 'gamma', weight: 1 }])
+ * ring.owners(ring.partitionOf(toBytes('user:42')))   // the key's N=3 replicas, in preference order
+ *
+ * const a = update(undefined, new Map(), 'replica-a', toBytes('red'), Date.now())  // two concurrent writes
+ * const b = update(undefined, new Map(), 'replica-b', toBytes('blue'), Date.now())
+ * const both = merge(a, b)                            // siblings: red and blue
+ * const context = encodeContext(both.vv)              // what a read hands the client
+ * const resolved = update(both, decodeContext(context), 'replica-a', toBytes('purple'), Date.now())
+ * values(resolved)                                    // [purple]
+ * ```
+ */
+export { toBytes, describeKey } from './core/bytes.ts'
+export {
+  EMPTY, update, merge, join, covers, descends, equals, values, isDeleted,
+  encodeContext, decodeContext, encodeObject, decodeObject, objectDigest
+} from './core/causality.ts'
+export type { Dot, DvvSet, Sibling, VersionVector } from './core/causality.ts'
+export { Ring, ownershipChanges, DEFAULT_PARTITIONS, DEFAULT_N } from './core/ring.ts'
+export type { RingMember, RingOptions, OwnershipChange } from './core/ring.ts'
+export { MerkleTree, diffTrees, diffSegmentKeys, segmentOf, SEGMENTS } from './core/merkle.ts'
+export { MemberTable, compareRecords, validateRecord } from './core/membership.ts'
+export type { MemberRecord, MemberStatus } from './core/membership.ts'
+export { PhiAccrualDetector, FailureDetectors } from './core/failure-detector.ts'
+export type { Liveness, PhiOptions } from './core/failure-detector.ts'
+export { MembershipAgent } from './core/membership-agent.ts'
+export type { Heartbeat } from './core/membership-agent.ts'
+export { Coordinator, DEFAULT_LIMITS } from './core/coordinator/coordinator.ts'
+export type { LocalReplica, Limits, PutOptions, GetOptions } from './core/coordinator/coordinator.ts'
+export type { KvRequest, KvResponse, Transport } from './core/coordinator/messages.ts'
+export type { Env, Timer } from './core/env.ts'
+export * from './core/errors.ts'
+export { Store } from './store/store.ts'
+export type { StoreOptions } from './store/store.ts'
+export { loadOrCreateIdentity } from './store/identity.ts'
+export * from './store/errors.ts'
