@@ -32,6 +32,11 @@ export interface MembershipAgentInit {
 }
 
 export const HEARTBEAT_INTERVAL_MS = 1000
+/**
+ * One or two lost heartbeats must not mark a member down (phi alone would at ~1.5 s of silence);
+ * a member silent for ~3.5 s is down, inside the 5 s the project aims for.
+ */
+export const ACCEPTABLE_PAUSE_MS = 2000
 
 /**
  * One member's view of the cluster: publishes its heartbeat, merges what others publish, pulls a
@@ -60,7 +65,7 @@ export class MembershipAgent {
     this.intervalMs = init.intervalMs ?? HEARTBEAT_INTERVAL_MS
     this.ringOptions = init.ring ?? {}
     this.onChange = init.onChange ?? (() => {})
-    this.detectors = new FailureDetectors(init.detector)
+    this.detectors = new FailureDetectors({ acceptablePauseMs: ACCEPTABLE_PAUSE_MS, ...init.detector })
     this.table = new MemberTable(init.known)
     this.record = init.self
     this.table.merge(init.self)

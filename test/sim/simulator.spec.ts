@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import type { Bug } from '../../src/sim/cluster.ts'
 import { DEFAULT_SIM, simulate } from '../../src/sim/run.ts'
 
-const SEEDS = 200
+const SEEDS = 500
 
 describe('deterministic simulator', function () {
   this.timeout(120_000)

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict'
+import { bytesId, toBytes } from '../../src/core/bytes.ts'
+import { equals, merge, values } from '../../src/core/causality.ts'
+import type { DvvSet } from '../../src/core/causality.ts'
+import { Coordinator } from '../../src/core/coordinator/coordinator.ts'
+import type { LocalReplica } from '../../src/core/coordinator/coordinator.ts'
+import type { Env } from '../../src/core/env.ts'
+import { Ring } from '../../src/core/ring.ts'
+
+/** One member alone: every request is coordinated and stored locally, nothing crosses a network. */
+function single (limits = {}): { coordinator: Coordinator, objects: Map<string, DvvSet> } {
+  const objects = new Map<string, DvvSet>()
+  const replica: LocalReplica = {
+    actorId: 'a1',
+    get: async key => objects.get(bytesId(key)),
+    modify: async (key, fn) => {
+      const next = fn(objects.get(bytesId(key)))
+      if (next !== undefined) objects.set(bytesId(key), next)
+      return next
+    },
+    merge: async (key, incoming) => {
+      const current = objects.get(bytesId(key))
+      const object = current === undefined ? incoming : merge(current, incoming)
+      objects.set(bytesId(key), object)
+      return { object, changed: current === undefined || !equals(current, object) }
+    }
+  }
+  const env: Env = { now: () => 1000, random: () => 0.5, setTimer: () => ({ cancel: () => {} }) }
+  const ring = new Ring([{ id: 'solo', weight: 1 }], { partitions: 16, n: 1 })
+  const coordinator = new Coordinator({
+    self: 'solo', env, replica, ring: () => ring, isUp: () => true, r: 1, w: 1, limits,
+    transport: async () => { throw new Error('no network in this test') }
+  })
+  return { coordinator, objects }
+}
+
+const text = (o: DvvSet | undefined): string[] => o === undefined ? [] : values(o).map(v => new TextDecoder().decode(v)).sort()
+
+describe('coordinator requests', () => {
+  it('a put is read back; a write with the read\'s context replaces it; a delete hides it', async () => {
+    const { coordinator } = single()
+    await coordinator.put(toBytes('k'), toBytes('one'))
+    await coordinator.put(toBytes('k'), toBytes('two'))
+    const read = await coordinator.get(toBytes('k'))
+    assert.deepEqual(text(read), ['one', 'two'], 'puts without context are siblings')
+    await coordinator.put(toBytes('k'), toBytes('three'), { context: read?.vv })
+    const after = await coordinator.get(toBytes('k'))
+    assert.deepEqual(text(after), ['three'])
+    await coordinator.put(toBytes('k'), null, { context: after?.vv })
+    assert.deepEqual(text(await coordinator.get(toBytes('k'))), [])
+  })
+
+  it('rejects bad keys, values, R and W with InvalidArgumentError and writes nothing', async () => {
+    const { coordinator, objects } = single({ maxValueBytes: 8 })
+    const cases: Array<[string, () => Promise<unknown>]> = [
+      ['empty key', async () => await coordinator.put(new Uint8Array(0), toBytes('v'))],
+      ['key over 1024 bytes', async () => await coordinator.put(new Uint8Array(1025), toBytes('v'))],
+      ['value over the limit', async () => await coordinator.put(toBytes('k'), new Uint8Array(9))],
+      ['w of 0', async () => await coordinator.put(toBytes('k'), toBytes('v'), { w: 0 })],
+      ['w above N', async () => await coordinator.put(toBytes('k'), toBytes('v'), { w: 2 })],
+      ['r above N', async () => await coordinator.get(toBytes('k'), { r: 2 })],
+      ['fractional r', async () => await coordinator.get(toBytes('k'), { r: 0.5 })]
+    ]
+    for (const [what, call] of cases) await assert.rejects(call, { name: 'InvalidArgumentError' }, what)
+    assert.equal(objects.size, 0)
+  })
+
+  it('refuses a write that would exceed the sibling limit, naming the key, and keeps what was there', async () => {
+    const { coordinator, objects } = single({ maxSiblings: 3 })
+    for (const v of ['a', 'b', 'c']) await coordinator.put(toBytes('busy'), toBytes(v))
+    await assert.rejects(coordinator.put(toBytes('busy'), toBytes('d')), (err: Error) => err.name === 'TooManySiblingsError' && err.message.includes('"busy"'))
+    assert.deepEqual(text(objects.get(bytesId(toBytes('busy')))), ['a', 'b', 'c'])
+  })
+
+  it('answers every request, bad ones with a typed error response instead of throwing', async () => {
+    const { coordinator } = single()
+    assert.deepEqual(await coordinator.handle({ type: 'get', key: new Uint8Array(0) }), {
+      type: 'error', name: 'InvalidArgumentError', message: 'a key must be 1 to 1024 bytes'
+    })
+    const put = await coordinator.handle({ type: 'put', key: toBytes('k'), value: toBytes('v'), context: new Map() })
+    assert.equal(put.type, 'put')
+    const read = await coordinator.handle({ type: 'read', key: toBytes('k') })
+    assert.ok(read.type === 'read' && read.object !== undefined)
+    assert.deepEqual(text(read.object), ['v'])
+  })
+})
