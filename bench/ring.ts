@@ -4,42 +4,13 @@
  * movement and balance columns are the mean over K seeded member sets, with the worst in
  * brackets.
  */
-import { Ring, DEFAULT_N, DEFAULT_PARTITIONS } from '../src/core/ring.ts'
+import { Ring, movedShare, DEFAULT_N, DEFAULT_PARTITIONS } from '../src/core/ring.ts'
 import type { RingMember } from '../src/core/ring.ts'
+import { fakePeerId, seeded } from '../src/sim/random.ts'
 
 const SIZES = [5, 10, 50, 100, 1000]
 const Q = DEFAULT_PARTITIONS
 const N = DEFAULT_N
-
-/** mulberry32: member sets are reproducible run to run. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
-
-function peerId (random: () => number): string {
-  let id = '12D3KooW'
-  for (let i = 0; i < 44; i++) id += BASE58[Math.floor(random() * 58)]
-  return id
-}
-
-/** Share of the Q*N replica slots held by (partition, member) pairs in `after` but not in `before`. */
-function moved (before: Ring, after: Ring): number {
-  let count = 0
-  for (let p = 0; p < before.partitions; p++) {
-    const was = before.owners(p)
-    for (const id of after.owners(p)) if (!was.includes(id)) count++
-  }
-  return count / (before.partitions * before.n)
-}
 
 /** Median construction time in ms over a few warm builds. */
 function buildMs (members: RingMember[]): number {
@@ -63,12 +34,12 @@ interface Sample {
 }
 
 function sample (size: number, seed: number): Sample {
-  const random = prng(seed * 7919 + size)
-  const members = Array.from({ length: size }, () => ({ id: peerId(random), weight: 1 }))
+  const random = seeded(seed * 7919 + size)
+  const members = Array.from({ length: size }, () => ({ id: fakePeerId(random), weight: 1 }))
   const ring = new Ring(members)
   const loads = ring.members.map(m => ring.replicaCount(m.id))
   const mean = Q * N / size
-  const joined = new Ring([...members, { id: peerId(random), weight: 1 }])
+  const joined = new Ring([...members, { id: fakePeerId(random), weight: 1 }])
   const leaver = Math.floor(random() * size)
   const left = new Ring(members.filter((_, i) => i !== leaver))
   const heavyId = members[0]?.id ?? ''
@@ -77,8 +48,8 @@ function sample (size: number, seed: number): Sample {
   return {
     max: Math.max(...loads) / mean,
     min: Math.min(...loads) / mean,
-    join: moved(ring, joined),
-    leave: moved(ring, left),
+    join: movedShare(ring, joined),
+    leave: movedShare(ring, left),
     heavy: heavy / ((Q * N - heavy) / (size - 1))
   }
 }
@@ -111,7 +82,7 @@ export async function run (args: string[]): Promise<void> {
       pair(s => s.leave, 4),
       pair(s => s.leave, 3, size),
       `${Math.min(...w2).toFixed(2)}..${Math.max(...w2).toFixed(2)}`,
-      buildMs(Array.from({ length: size }, (_, i) => ({ id: peerId(prng(i + 1)), weight: 1 }))).toFixed(2)
+      buildMs(Array.from({ length: size }, (_, i) => ({ id: fakePeerId(seeded(i + 1)), weight: 1 }))).toFixed(2)
     ])
   }
   const widths = header.map((_, c) => Math.max(...rows.map(r => (r[c] ?? '').length)))

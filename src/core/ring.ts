@@ -217,6 +217,13 @@ export function ownershipChanges (before: Ring, after: Ring): OwnershipChange[] 
   return changes
 }
 
+/** The share of the Q*N replica slots that change member between two rings: the data a change moves. */
+export function movedShare (before: Ring, after: Ring): number {
+  let moved = 0
+  for (const change of ownershipChanges(before, after)) moved += change.gained.length
+  return moved / (before.partitions * before.n)
+}
+
 function validMembers (members: readonly RingMember[]): RingMember[] {
   if (!Array.isArray(members)) throw new InvalidArgumentError('members must be an array')
   if (members.length > MAX_MEMBERS) throw new InvalidArgumentError(`at most ${MAX_MEMBERS} members, got ${members.length}`)

@@ -41,3 +41,18 @@ export class SimRandom {
     return out
   }
 }
+
+/** A seeded source of numbers in [0, 1), for tests and benches that need reproducible inputs. */
+export function seeded (seed: number): () => number {
+  const random = new SimRandom(seed)
+  return () => random.next()
+}
+
+const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
+
+/** A string shaped like an Ed25519 libp2p peer id ('12D3KooW' and 44 base58 characters). */
+export function fakePeerId (random: () => number): string {
+  let id = '12D3KooW'
+  for (let i = 0; i < 44; i++) id += BASE58[Math.floor(random() * 58)]
+  return id
+}

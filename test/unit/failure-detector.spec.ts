@@ -2,18 +2,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { FailureDetectors, MAX_PHI, PhiAccrualDetector, phiOf } from '../../src/core/failure-detector.ts'
 import type { PhiOptions } from '../../src/core/failure-detector.ts'
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { seeded } from '../../src/sim/random.ts'
 
 /**
  * The silence, in standard deviations past the mean, at which phi reaches `phi`: phi = log10(1 + e^z)
@@ -79,7 +68,7 @@ describe('failure detector', () => {
   it('with regular 1 s heartbeats phi crosses 8 at mean + 5.2 minimum deviations of silence', () => {
     const y = deviationsAt(8) // ≈ 5.22
     for (const minStdDevMs of [100, 150, 200]) {
-      const random = prng(minStdDevMs)
+      const random = seeded(minStdDevMs)
       // ±20 ms of jitter: a spread well under the floor, so the floor decides.
       const { times, intervals } = arrivals(300, () => 1000 + (random() - 0.5) * 40)
       const detector = new PhiAccrualDetector({ minStdDevMs })
@@ -98,7 +87,7 @@ describe('failure detector', () => {
     const regular = new PhiAccrualDetector()
     const regularDown = silenceUntilDown(regular, feed(regular, arrivals(300, () => 1000).times))
 
-    const random = prng(7)
+    const random = seeded(7)
     const { times, intervals } = arrivals(300, () => 500 + random() * 1000)
     const irregular = new PhiAccrualDetector()
     const irregularDown = silenceUntilDown(irregular, feed(irregular, times))

@@ -1,34 +1,14 @@
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { Ring, ownershipChanges, DEFAULT_N, DEFAULT_PARTITIONS } from '../../src/core/ring.ts'
+import { Ring, movedShare, ownershipChanges, DEFAULT_N, DEFAULT_PARTITIONS } from '../../src/core/ring.ts'
 import type { RingMember } from '../../src/core/ring.ts'
 import { keyHash, topBits } from '../../src/core/hash.ts'
+import { fakePeerId, seeded } from '../../src/sim/random.ts'
 
 const Q = DEFAULT_PARTITIONS
 const N = DEFAULT_N
 // Fixed fast-check seed: the suite is reproducible, and a failure names its counterexample.
 const check = { seed: 20251125, endOnFailure: true }
-
-/** mulberry32: a small seeded PRNG, so member sets are reproducible. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
-
-/** A string shaped like an Ed25519 libp2p peer id. */
-function peerId (random: () => number): string {
-  let id = '12D3KooW'
-  for (let i = 0; i < 44; i++) id += BASE58[Math.floor(random() * 58)]
-  return id
-}
 
 function shuffled<T> (list: readonly T[], random: () => number): T[] {
   const out = [...list]
@@ -40,17 +20,7 @@ function shuffled<T> (list: readonly T[], random: () => number): T[] {
 }
 
 function equalMembers (random: () => number, count: number): RingMember[] {
-  return Array.from({ length: count }, () => ({ id: peerId(random), weight: 1 }))
-}
-
-/** Share of the Q*N replica slots held by (partition, member) pairs in `after` but not in `before`. */
-function moved (before: Ring, after: Ring): number {
-  let count = 0
-  for (let p = 0; p < before.partitions; p++) {
-    const was = before.owners(p)
-    for (const id of after.owners(p)) if (!was.includes(id)) count++
-  }
-  return count / (before.partitions * before.n)
+  return Array.from({ length: count }, () => ({ id: fakePeerId(random), weight: 1 }))
 }
 
 function loads (ring: Ring): number[] {
@@ -64,7 +34,7 @@ describe('ring', () => {
     for (const [size, runs] of [[5, 50], [10, 50], [50, 30], [100, 20]] as const) {
       it(`no member holds more than 1.10x the mean among ${size} equal members`, () => {
         fc.assert(fc.property(seeds, seed => {
-          const ring = new Ring(equalMembers(prng(seed), size))
+          const ring = new Ring(equalMembers(seeded(seed), size))
           const mean = Q * N / size
           assert.ok(Math.max(...loads(ring)) / mean <= 1.1)
         }), { ...check, numRuns: runs })
@@ -74,13 +44,13 @@ describe('ring', () => {
     for (const [size, runs] of [[5, 30], [10, 30], [50, 20], [100, 15]] as const) {
       it(`one join or one leave among ${size} members moves at most 1.25/S of the replicas`, () => {
         fc.assert(fc.property(seeds, fc.nat(), (seed, pick) => {
-          const random = prng(seed)
+          const random = seeded(seed)
           const members = equalMembers(random, size)
           const ring = new Ring(members)
-          const joined = new Ring([...members, { id: peerId(random), weight: 1 }])
+          const joined = new Ring([...members, { id: fakePeerId(random), weight: 1 }])
           const left = new Ring(members.filter((_, i) => i !== pick % size))
-          assert.ok(moved(ring, joined) <= 1.25 / size, `join moved ${moved(ring, joined) * size}/S`)
-          assert.ok(moved(ring, left) <= 1.25 / size, `leave moved ${moved(ring, left) * size}/S`)
+          assert.ok(movedShare(ring, joined) <= 1.25 / size, `join moved ${movedShare(ring, joined) * size}/S`)
+          assert.ok(movedShare(ring, left) <= 1.25 / size, `leave moved ${movedShare(ring, left) * size}/S`)
         }), { ...check, numRuns: runs })
       })
     }
@@ -88,7 +58,7 @@ describe('ring', () => {
     for (const [size, runs] of [[5, 30], [10, 30], [50, 20], [100, 15]] as const) {
       it(`a weight-2 member among ${size - 1} equal members holds 1.8x to 2.2x their mean share`, () => {
         fc.assert(fc.property(seeds, seed => {
-          const members = equalMembers(prng(seed), size)
+          const members = equalMembers(seeded(seed), size)
           const heavy = members[0]?.id ?? ''
           members[0] = { id: heavy, weight: 2 }
           const ring = new Ring(members)
@@ -101,7 +71,7 @@ describe('ring', () => {
 
     it('every partition has N distinct owners when S >= N, and all S when S < N', () => {
       fc.assert(fc.property(seeds, fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 5 }), (seed, size, n) => {
-        const random = prng(seed)
+        const random = seeded(seed)
         const members = equalMembers(random, size).map(m => ({ ...m, weight: 0.5 + random() * 3 }))
         const ring = new Ring(members, { n, partitions: 64 })
         for (let p = 0; p < ring.partitions; p++) {
@@ -116,7 +86,7 @@ describe('ring', () => {
   describe('a pure function of the member set', () => {
     it('the same members in any order give identical preference lists', () => {
       fc.assert(fc.property(seeds, fc.integer({ min: 1, max: 40 }), (seed, size) => {
-        const random = prng(seed)
+        const random = seeded(seed)
         const members = equalMembers(random, size).map(m => ({ ...m, weight: random() < 0.2 ? 2 : 1 }))
         const a = new Ring(members, { partitions: 256 })
         const b = new Ring(shuffled(members, random), { partitions: 256 })
@@ -126,7 +96,7 @@ describe('ring', () => {
     })
 
     it('lists members sorted by id', () => {
-      const ring = new Ring(equalMembers(prng(7), 20))
+      const ring = new Ring(equalMembers(seeded(7), 20))
       const ids = ring.members.map(m => m.id)
       assert.deepEqual(ids, [...ids].sort())
     })
@@ -135,14 +105,14 @@ describe('ring', () => {
   describe('partitions and preference lists', () => {
     it('partitionOf is the top log2(Q) bits of the key hash', () => {
       fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), fc.integer({ min: 0, max: 16 }), (key, bits) => {
-        const ring = new Ring([{ id: peerId(prng(1)), weight: 1 }], { partitions: 2 ** bits })
+        const ring = new Ring([{ id: fakePeerId(seeded(1)), weight: 1 }], { partitions: 2 ** bits })
         assert.equal(ring.partitionOf(key), topBits(keyHash(key), bits))
         assert.ok(ring.partitionOf(key) < 2 ** bits)
       }), { ...check, numRuns: 100 })
     })
 
     it('a preference list names every member once: the owners, then the fallbacks', () => {
-      const ring = new Ring(equalMembers(prng(11), 12), { partitions: 128 })
+      const ring = new Ring(equalMembers(seeded(11), 12), { partitions: 128 })
       for (let p = 0; p < 128; p++) {
         const preflist = ring.preflist(p)
         assert.equal(new Set(preflist).size, 12)
@@ -152,7 +122,7 @@ describe('ring', () => {
     })
 
     it('partitionsOf and replicaCount agree with the owners of every partition', () => {
-      const ring = new Ring(equalMembers(prng(12), 9), { partitions: 256 })
+      const ring = new Ring(equalMembers(seeded(12), 9), { partitions: 256 })
       for (const { id } of ring.members) {
         const mine = ring.partitionsOf(id)
         assert.deepEqual(mine, [...Array(256).keys()].filter(p => ring.owners(p).includes(id)))
@@ -171,7 +141,7 @@ describe('ring', () => {
     })
 
     it('a single partition and a single member work', () => {
-      const id = peerId(prng(3))
+      const id = fakePeerId(seeded(3))
       const ring = new Ring([{ id, weight: 1 }], { partitions: 1 })
       assert.equal(ring.partitionOf(new Uint8Array([1, 2, 3])), 0)
       assert.deepEqual(ring.owners(0), [id])
@@ -179,7 +149,7 @@ describe('ring', () => {
     })
 
     it('rejects a partition index out of range', () => {
-      const ring = new Ring(equalMembers(prng(4), 3), { partitions: 16 })
+      const ring = new Ring(equalMembers(seeded(4), 3), { partitions: 16 })
       for (const bad of [-1, 16, 1.5, Number.NaN]) {
         assert.throws(() => ring.owners(bad), (err: Error) => err.name === 'InvalidArgumentError')
       }
@@ -189,10 +159,10 @@ describe('ring', () => {
   describe('ownershipChanges', () => {
     it('lists exactly the partitions whose owner sets differ, with what each gained and lost', () => {
       fc.assert(fc.property(seeds, fc.integer({ min: 3, max: 30 }), (seed, size) => {
-        const random = prng(seed)
+        const random = seeded(seed)
         const members = equalMembers(random, size)
         const before = new Ring(members, { partitions: 128 })
-        const after = new Ring([...members.slice(1), { id: peerId(random), weight: 2 }], { partitions: 128 })
+        const after = new Ring([...members.slice(1), { id: fakePeerId(random), weight: 2 }], { partitions: 128 })
         const changes = ownershipChanges(before, after)
         const changed = new Map(changes.map(c => [c.partition, c]))
         assert.equal(changed.size, changes.length)
@@ -210,7 +180,7 @@ describe('ring', () => {
     })
 
     it('is empty between equal rings and rejects rings of different sizes', () => {
-      const members = equalMembers(prng(5), 6)
+      const members = equalMembers(seeded(5), 6)
       assert.deepEqual(ownershipChanges(new Ring(members), new Ring([...members].reverse())), [])
       assert.throws(() => ownershipChanges(new Ring(members), new Ring(members, { partitions: 512 })),
         (err: Error) => err.name === 'InvalidArgumentError')
@@ -218,7 +188,7 @@ describe('ring', () => {
   })
 
   describe('constructor', () => {
-    const ok = { id: peerId(prng(9)), weight: 1 }
+    const ok = { id: fakePeerId(seeded(9)), weight: 1 }
     const invalid: Array<[string, () => Ring]> = [
       ['a duplicate id', () => new Ring([ok, { ...ok }])],
       ['an empty id', () => new Ring([ok, { id: '', weight: 1 }])],
@@ -240,7 +210,7 @@ describe('ring', () => {
     }
 
     it('accepts fewer members than N: every member owns every partition', () => {
-      const members = equalMembers(prng(10), 2)
+      const members = equalMembers(seeded(10), 2)
       const ring = new Ring(members, { partitions: 8 })
       for (let p = 0; p < 8; p++) assert.deepEqual(new Set(ring.owners(p)), new Set(members.map(m => m.id)))
     })
