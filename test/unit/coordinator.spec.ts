@@ -74,11 +74,18 @@ describe('put core', () => {
     assert.equal(outcome.error.answered, 1)
   })
 
-  it('rejects W outside 1..N', () => {
+  it('rejects a W that is not a positive integer', () => {
     const plan = planWrite({ owners, fallbacks, isUp: allUp, sloppy: false })
-    for (const w of [0, 4, 1.5, Number.NaN]) {
+    for (const w of [0, -1, 1.5, Number.NaN]) {
       assert.throws(() => new PutCore({ w, plan }), { name: 'InvalidArgumentError' })
     }
+  })
+
+  it('fails at once, with a QuorumError, when W exceeds the replicas there are (fewer members than N)', () => {
+    const plan = planWrite({ owners: ['m1'], fallbacks: [], isUp: allUp, sloppy: false })
+    const outcome = new PutCore({ w: 2, plan }).outcome()
+    assert.ok(outcome.done && !outcome.ok)
+    assert.match(outcome.error.message, /put needed 2 of 1 replicas, 0 acknowledged/)
   })
 })
 
@@ -147,9 +154,15 @@ describe('get core', () => {
     assert.deepEqual(core.repairs()[0]?.object, merge(deleted, b))
   })
 
-  it('rejects R outside 1..N and duplicate replicas', () => {
+  it('rejects an R that is not a positive integer, and duplicate replicas', () => {
     assert.throws(() => new GetCore({ r: 0, replicas: owners }), { name: 'InvalidArgumentError' })
-    assert.throws(() => new GetCore({ r: 4, replicas: owners }), { name: 'InvalidArgumentError' })
+    assert.throws(() => new GetCore({ r: 0.5, replicas: owners }), { name: 'InvalidArgumentError' })
     assert.throws(() => new GetCore({ r: 1, replicas: ['m1', 'm1'] }), { name: 'InvalidArgumentError' })
+  })
+
+  it('fails at once when R exceeds the replicas there are', () => {
+    const outcome = new GetCore({ r: 3, replicas: ['m1', 'm2'] }).outcome()
+    assert.ok(outcome.done && !outcome.ok)
+    assert.equal(outcome.error.name, 'QuorumError')
   })
 })

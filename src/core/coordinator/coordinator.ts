@@ -111,7 +111,7 @@ export class Coordinator {
     const ring = this.ring()
     const partition = ring.partitionOf(key)
     const owners = ring.owners(partition)
-    const w = this.quorum('w', options.w ?? this.w, owners.length)
+    const w = this.quorum('w', options.w ?? this.w, ring)
     if (owners.includes(this.self)) return await this.coordinatePut(key, value, context, w, ring, partition)
     return await this.forwardPut(owners, { type: 'put', key, value, context, w })
   }
@@ -121,7 +121,7 @@ export class Coordinator {
     this.checkKey(key)
     const ring = this.ring()
     const replicas = ring.owners(ring.partitionOf(key))
-    const r = this.quorum('r', options.r ?? this.r, replicas.length)
+    const r = this.quorum('r', options.r ?? this.r, ring)
     const core = new GetCore({ r, replicas })
     const done = this.deadline(core)
 
@@ -163,7 +163,7 @@ export class Coordinator {
           const owners = ring.owners(partition)
           if (!owners.includes(this.self)) throw new NotOwnerError(`${this.self} is not in the preflist of this key`)
           this.checkKey(request.key)
-          const w = this.quorum('w', request.w ?? this.w, owners.length)
+          const w = this.quorum('w', request.w ?? this.w, ring)
           const object = await this.coordinatePut(request.key, request.value, request.context, w, ring, partition)
           return { type: 'put', object }
         }
@@ -299,10 +299,10 @@ export class Coordinator {
     }
   }
 
-  private quorum (name: 'r' | 'w', value: number, n: number): number {
-    if (n === 0) throw new UnavailableError('the ring has no members')
-    if (!Number.isInteger(value) || value < 1 || value > n) {
-      throw new InvalidArgumentError(`${name} must be an integer from 1 to ${n} (N), got ${value}`)
+  /** R and W are checked against N, not against the members of the moment. */
+  private quorum (name: 'r' | 'w', value: number, ring: Ring): number {
+    if (!Number.isInteger(value) || value < 1 || value > ring.n) {
+      throw new InvalidArgumentError(`${name} must be an integer from 1 to ${ring.n} (N), got ${value}`)
     }
     return value
   }

@@ -37,11 +37,9 @@ export class GetCore {
   private decided: GetOutcome = { done: false }
 
   constructor (init: GetCoreInit) {
-    const n = init.replicas.length
-    if (new Set(init.replicas).size !== n) throw new InvalidArgumentError('read replicas must be distinct')
-    if (!Number.isInteger(init.r) || init.r < 1 || init.r > Math.max(n, 1)) {
-      throw new InvalidArgumentError(`r must be an integer from 1 to ${n}, got ${init.r}`)
-    }
+    if (new Set(init.replicas).size !== init.replicas.length) throw new InvalidArgumentError('read replicas must be distinct')
+    // R may exceed the replicas when the ring has fewer members than N: a QuorumError then.
+    if (!Number.isInteger(init.r) || init.r < 1) throw new InvalidArgumentError(`r must be a positive integer, got ${init.r}`)
     this.r = init.r
     this.replicas = init.replicas
     this.decide()

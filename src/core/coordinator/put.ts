@@ -69,10 +69,9 @@ export class PutCore {
   private decided: PutOutcome = { done: false }
 
   constructor (init: PutCoreInit) {
-    const n = init.plan.targets.length
-    if (!Number.isInteger(init.w) || init.w < 1 || init.w > Math.max(n, 1)) {
-      throw new InvalidArgumentError(`w must be an integer from 1 to ${n}, got ${init.w}`)
-    }
+    // W may exceed the targets when the ring has fewer members than N: the write then fails
+    // with a QuorumError saying so, as it would with members down.
+    if (!Number.isInteger(init.w) || init.w < 1) throw new InvalidArgumentError(`w must be a positive integer, got ${init.w}`)
     this.op = init.op ?? 'put'
     this.w = init.w
     this.spare = [...init.plan.spare]
