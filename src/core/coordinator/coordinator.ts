@@ -113,7 +113,7 @@ export class Coordinator {
     const owners = ring.owners(partition)
     const w = this.quorum('w', options.w ?? this.w, ring)
     if (owners.includes(this.self)) return await this.coordinatePut(key, value, context, w, ring, partition)
-    return await this.forwardPut(owners, { type: 'put', key, value, context, w })
+    return await this.forwardPut(owners, { type: 'put', key, value, context, w, forwarded: true })
   }
 
   /** A quorum read: every replica's copy merged, or undefined when none has the key. */
@@ -156,6 +156,8 @@ export class Coordinator {
           await this.replica.merge(request.key, request.object)
           return { type: 'written' }
         case 'put': {
+          const options = { context: request.context, ...(request.w === undefined ? {} : { w: request.w }) }
+          if (request.forwarded !== true) return { type: 'put', object: await this.put(request.key, request.value, options) }
           // Forwarded once at most: a node that is not an owner in its own view refuses, so two
           // nodes with different views cannot bounce a request between them.
           const ring = this.ring()

@@ -9,8 +9,11 @@ export type KvRequest =
   | { readonly type: 'read', readonly key: Uint8Array }
   /** Replica write: merge this object into the stored copy (replication, read repair, hinted copies). */
   | { readonly type: 'write', readonly key: Uint8Array, readonly object: DvvSet, readonly hintFor?: string }
-  /** Coordinate a put or delete (value null) here: sent by a node outside the preflist, or a client. */
-  | { readonly type: 'put', readonly key: Uint8Array, readonly value: Uint8Array | null, readonly context: VersionVector, readonly w?: number }
+  /**
+   * Coordinate a put or delete (value null) here. From a client, a member outside the preflist
+   * forwards it; `forwarded` marks one a member already forwarded, which only an owner may take.
+   */
+  | { readonly type: 'put', readonly key: Uint8Array, readonly value: Uint8Array | null, readonly context: VersionVector, readonly w?: number, readonly forwarded?: boolean }
   /** Coordinate a quorum read here: sent by a client. */
   | { readonly type: 'get', readonly key: Uint8Array, readonly r?: number }
 
