@@ -25,6 +25,7 @@ import { reader, writer } from 'protons-runtime'
 import type { Reader } from 'protons-runtime'
 import { sha256 } from './hash.ts'
 import { InvalidContextError, MalformedDataError } from './errors.ts'
+import { LENGTH_DELIMITED, VARINT, plainBytes, readBytes, readVarint, skipField, utf8String } from './protobuf.ts'
 import type { Dot, DvvSet, Sibling, VersionVector } from './causality.ts'
 
 /** Actors are replica ids (peer ids in practice, ~52 chars); anything longer is garbage. */
@@ -50,10 +51,6 @@ const MAX_CONTEXT_CHARS = Math.ceil(MAX_CONTEXT_BYTES * 4 / 3)
 const BASE64URL = /^[A-Za-z0-9_-]*$/
 
 // Wire types and tags (field << 3 | wire type).
-const VARINT = 0
-const FIXED64 = 1
-const LENGTH_DELIMITED = 2
-const FIXED32 = 5
 const TAG_OBJECT_VV = 1 << 3 | LENGTH_DELIMITED
 const TAG_OBJECT_SIBLING = 2 << 3 | LENGTH_DELIMITED
 const TAG_ACTOR = 1 << 3 | LENGTH_DELIMITED
@@ -62,9 +59,6 @@ const TAG_VALUE = 3 << 3 | LENGTH_DELIMITED
 const TAG_TOMBSTONE = 4 << 3 | VARINT
 const TAG_TIMESTAMP = 5 << 3 | VARINT
 
-// fatal: invalid UTF-8 is an error, not U+FFFD; ignoreBOM: a leading BOM stays in the string,
-// so decoding then encoding an actor gives back the same bytes.
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 const utf8Encoder = new TextEncoder()
 
 /** An actor is 1..256 bytes of UTF-8 with no lone surrogates (those would not round-trip). */
@@ -164,17 +158,18 @@ export function decodeObject (bytes: Uint8Array, limits: DecodeObjectLimits = {}
     if (!(bytes instanceof Uint8Array)) throw new MalformedDataError('object is not bytes')
     const vv = new Map<string, number>()
     const siblings: Sibling[] = []
-    const r = reader(bytes)
+    // A plain view: values are slice()d out of it, and a Buffer's slice() would alias the input.
+    const r = reader(plainBytes(bytes))
     while (r.pos < r.len) {
       const tag = readVarint(r)
       if (tag === TAG_OBJECT_VV) {
-        const [actor, counter] = decodeVvEntry(readLengthDelimited(r))
+        const [actor, counter] = decodeVvEntry(readBytes(r))
         if (vv.has(actor)) throw new MalformedDataError('vv names an actor twice')
         if (vv.size === MAX_VV_ENTRIES) throw new MalformedDataError(`vv has more than ${MAX_VV_ENTRIES} entries`)
         vv.set(actor, counter)
       } else if (tag === TAG_OBJECT_SIBLING) {
         if (siblings.length === maxSiblings) throw new MalformedDataError(`more than ${maxSiblings} siblings`)
-        siblings.push(decodeSibling(readLengthDelimited(r), maxValueBytes))
+        siblings.push(decodeSibling(readBytes(r), maxValueBytes))
       } else {
         skipField(r, tag)
       }
@@ -227,7 +222,7 @@ function decodeSibling (bytes: Uint8Array, maxValueBytes: number): Sibling {
     } else if (tag === TAG_COUNTER) {
       counter = readVarint(r)
     } else if (tag === TAG_VALUE) {
-      const v = readLengthDelimited(r)
+      const v = readBytes(r)
       if (v.length > maxValueBytes) throw new MalformedDataError(`a value of ${v.length} bytes exceeds ${maxValueBytes}`)
       value = v
     } else if (tag === TAG_TOMBSTONE) {
@@ -250,60 +245,8 @@ function compareDotsOf (a: Dot, b: Dot): number {
   return a.counter - b.counter
 }
 
-// protons-runtime's Reader reads varints leniently: a varint cut off by the end of the buffer
-// decodes as if zero-padded, and a length >= 2^32 wraps. Untrusted input needs these strict
-// readers over the same cursor; they throw MalformedDataError (wrapped by the callers).
-
-/** A varint up to 2^53 - 1: tags, lengths, counters and timestamps all fit. */
-function readVarint (r: Reader): number {
-  let value = 0
-  let scale = 1
-  for (let i = 0; i < 8; i++) {
-    if (r.pos >= r.len) throw new MalformedDataError('truncated varint')
-    const byte = r.buf[r.pos++] as number
-    value += (byte & 0x7f) * scale
-    if (byte < 0x80) {
-      if (value > Number.MAX_SAFE_INTEGER) throw new MalformedDataError('integer beyond 2^53 - 1')
-      return value
-    }
-    scale *= 128
-  }
-  throw new MalformedDataError('integer beyond 2^53 - 1')
-}
-
-function readLengthDelimited (r: Reader): Uint8Array {
-  const length = readVarint(r)
-  if (length > r.len - r.pos) throw new MalformedDataError('truncated field')
-  const bytes = r.buf.subarray(r.pos, r.pos + length)
-  r.pos += length
-  return bytes
-}
-
 function readActor (r: Reader): string {
-  const bytes = readLengthDelimited(r)
+  const bytes = readBytes(r)
   if (bytes.length === 0 || bytes.length > MAX_ACTOR_BYTES) throw new MalformedDataError(`actor of ${bytes.length} bytes`)
-  return utf8Decoder.decode(bytes)
-}
-
-/** Unknown fields are skipped, so a newer writer's additions don't break this reader. */
-function skipField (r: Reader, tag: number): void {
-  if (tag < 8) throw new MalformedDataError('field number 0')
-  switch (tag % 8) {
-    case VARINT:
-      // An unknown varint may be a full 64-bit value: up to 10 bytes.
-      for (let i = 0; ; i++) {
-        if (i === 10 || r.pos >= r.len) throw new MalformedDataError('bad varint')
-        if ((r.buf[r.pos++] as number) < 0x80) return
-      }
-    case FIXED64: skipBytes(r, 8); return
-    case LENGTH_DELIMITED: readLengthDelimited(r); return
-    case FIXED32: skipBytes(r, 4); return
-    // Groups (3, 4) are deprecated and never written by proto3 encoders.
-    default: throw new MalformedDataError(`unsupported wire type ${tag % 8}`)
-  }
-}
-
-function skipBytes (r: Reader, n: number): void {
-  if (n > r.len - r.pos) throw new MalformedDataError('truncated field')
-  r.pos += n
+  return utf8String(bytes, 'actor')
 }

@@ -8,6 +8,7 @@ import { equals, decodeObject, encodeObject, merge as mergeObjects, objectDigest
 import type { DvvSet } from '../core/causality.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 import { keyHash, topBits } from '../core/hash.ts'
+import { plainBytes } from '../core/protobuf.ts'
 import { DEFAULT_PARTITIONS } from '../core/ring.ts'
 import { HASH_BYTES, MerkleTree, SEGMENTS } from '../core/merkle.ts'
 import {
@@ -279,7 +280,7 @@ export class Store {
     for await (const [stored, value] of this.hintRecords.iterator(range)) {
       const parsed = parseHintKey(stored)
       if (parsed === undefined) {
-        onCorrupt(new CorruptRecordError({ kind: 'hint', key: plain(stored), detail: 'malformed hint key' }))
+        onCorrupt(new CorruptRecordError({ kind: 'hint', key: plainBytes(stored), detail: 'malformed hint key' }))
         continue
       }
       const object = decode(value)
@@ -324,7 +325,7 @@ export class Store {
     checkMetaName(name)
     return this.track(async () => {
       const value = await this.meta.get(utf8Encoder.encode(name))
-      return value === undefined ? undefined : plain(value)
+      return value === undefined ? undefined : plainBytes(value)
     })
   }
 
@@ -386,7 +387,7 @@ export class Store {
         malformed = true
         break
       }
-      hashes[segment] = plain(value)
+      hashes[segment] = plainBytes(value)
     }
     if (malformed) return this.rebuildLocked(partition)
     const tree = MerkleTree.fromSegments(hashes)
@@ -396,7 +397,7 @@ export class Store {
 
   private async * scanObjects (partition: number, onCorrupt: (err: CorruptRecordError) => void): AsyncGenerator<StoredObject> {
     for await (const [stored, value] of this.objects.iterator(partitionRange(partition))) {
-      const key = plain(stored.subarray(2))
+      const key = plainBytes(stored.subarray(2))
       const object = decode(value)
       if (object instanceof Error) {
         onCorrupt(corruptObject(key, partition, object))
@@ -414,7 +415,7 @@ export class Store {
     }
     const segments = this.treeSegments
     const ops: Array<BatchOperation<Db, Uint8Array, Uint8Array>> = []
-    for await (const stored of segments.keys(partitionRange(partition))) ops.push({ type: 'del', sublevel: segments, key: plain(stored) })
+    for await (const stored of segments.keys(partitionRange(partition))) ops.push({ type: 'del', sublevel: segments, key: plainBytes(stored) })
     for (let segment = 0; segment < SEGMENTS; segment++) {
       const hash = tree.segment(segment)
       if (!isZero(hash)) ops.push({ type: 'put', sublevel: segments, key: segmentKey(partition, segment), value: hash })
@@ -523,7 +524,7 @@ function decodeText (bytes: Uint8Array): string | undefined {
 function decode (bytes: Uint8Array): DvvSet | Error {
   try {
     // From a plain view, so sibling values come back as Uint8Arrays, not LevelDB's Buffers.
-    return decodeObject(plain(bytes))
+    return decodeObject(bytes)
   } catch (err) {
     return err instanceof Error ? err : new Error(String(err))
   }
@@ -535,11 +536,6 @@ function corruptObject (key: Uint8Array, partition: number, cause: Error): Corru
 
 function corruptHint (target: string, key: Uint8Array, partition: number, cause: Error): CorruptRecordError {
   return new CorruptRecordError({ kind: 'hint', key, partition, target, detail: cause.message }, { cause })
-}
-
-/** LevelDB hands back Buffers; callers get plain Uint8Arrays (deepEqual-comparable). */
-function plain (bytes: Uint8Array): Uint8Array {
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 
 function isZero (bytes: Uint8Array): boolean {
@@ -601,7 +597,7 @@ function parseHintKey (stored: Uint8Array): { target: string, key: Uint8Array } 
   if (length === 0 || stored.length < 2 + length) return undefined
   const target = decodeText(stored.subarray(2, 2 + length))
   if (target === undefined) return undefined
-  return { target, key: plain(stored.subarray(2 + length)) }
+  return { target, key: plainBytes(stored.subarray(2 + length)) }
 }
 
 function copyTree (tree: MerkleTree): MerkleTree {
