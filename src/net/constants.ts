@@ -1,0 +1,51 @@
+/**
+ * Protocol ids, deadlines, stream limits and message bounds of Shoal's request/response protocols
+ * (one request per stream, length-prefixed protobuf, see rpc.ts and codec.ts).
+ */
+
+export const KV_PROTOCOL = '/shoal/kv/1.0.0'
+export const MEMBERS_PROTOCOL = '/shoal/members/1.0.0'
+export const ADMIN_PROTOCOL = '/shoal/admin/1.0.0'
+
+/**
+ * Key-value streams open at once per connection and direction. One stream per request: libp2p's
+ * defaults (32 in, 64 out) would reject a busy coordinator's requests, not queue them.
+ */
+export const KV_MAX_INBOUND_STREAMS = 256
+export const KV_MAX_OUTBOUND_STREAMS = 256
+/** A member pulls another's table only on a digest mismatch, one pull at a time. */
+export const MEMBERS_MAX_INBOUND_STREAMS = 32
+export const MEMBERS_MAX_OUTBOUND_STREAMS = 64
+/** Operators' commands: a handful at once is plenty. */
+export const ADMIN_MAX_INBOUND_STREAMS = 8
+export const ADMIN_MAX_OUTBOUND_STREAMS = 8
+
+/** How long a server gives one stream, from its first byte to its reply. */
+export const KV_TIMEOUT_MS = 5_000
+export const MEMBERS_TIMEOUT_MS = 5_000
+/** A leave may wait for its record to spread: longer than a data request. */
+export const ADMIN_TIMEOUT_MS = 60_000
+
+/** Longest key in bytes (the coordinator's default limit too). */
+export const MAX_KEY_BYTES = 1024
+/** Longest value in a put, and longest sibling value in an object (as decodeObject's default). */
+export const MAX_VALUE_BYTES = 16 * 1024 * 1024
+/** Longest encoded object: one full-size value plus room for the vv and other siblings' dots. */
+export const MAX_OBJECT_BYTES = MAX_VALUE_BYTES + 1024 * 1024
+/** Longest context string in a put (decodeContext bounds it again, by its own rules). */
+export const MAX_CONTEXT_CHARS = 4 * 1024 * 1024
+/** Longest string field that is not a context or JSON: names, messages, ids, addresses. */
+export const MAX_STRING_BYTES = 4096
+/** Most member records in one MemberList. */
+export const MAX_RECORDS = 10_000
+/** Longest admin answer: a status document of a few hundred members. */
+export const MAX_ADMIN_JSON_BYTES = 4 * 1024 * 1024
+/** Longest heartbeat: one record of at most 32 addresses, a digest, and slack for new fields. */
+export const MAX_HEARTBEAT_BYTES = 64 * 1024
+
+/** Largest kv frame either way: an object (or a put's value and context) plus the other fields. */
+export const MAX_KV_MESSAGE_BYTES = MAX_OBJECT_BYTES + 64 * 1024
+/** Largest member-table frame. */
+export const MAX_MEMBERS_MESSAGE_BYTES = 16 * 1024 * 1024
+/** Largest admin frame. */
+export const MAX_ADMIN_MESSAGE_BYTES = MAX_ADMIN_JSON_BYTES + 64 * 1024
