@@ -29,6 +29,13 @@ export interface Limits {
 
 export const DEFAULT_LIMITS: Limits = { maxKeyBytes: 1024, maxValueBytes: 1024 * 1024, maxSiblings: 100 }
 export const DEFAULT_TIMEOUT_MS = 5000
+/**
+ * A forwarded put waits this many request deadlines: the owner spends up to one on its replicas,
+ * so the forwarder must outwait it to hear its QuorumError rather than time out first.
+ */
+export const FORWARD_DEADLINES = 2
+/** What serving one request may take, forwarding included: the server's and clients' deadline. */
+export const SERVE_DEADLINES = FORWARD_DEADLINES + 1
 
 export interface CoordinatorInit {
   readonly self: string
@@ -224,7 +231,8 @@ export class Coordinator {
     const failures: string[] = []
     for (const owner of order) {
       try {
-        const response = await this.call(owner, request)
+        // The owner needs its own deadline for the replicas, and the way there and back.
+        const response = await this.call(owner, request, FORWARD_DEADLINES * this.timeoutMs)
         if (response.type === 'put') return response.object
         throw new ShoalError(`unexpected ${response.type} response to a put`)
       } catch (err) {
@@ -256,10 +264,10 @@ export class Coordinator {
   }
 
   /** One request to another member; an error response becomes a rejection with the same name. */
-  private async call (member: string, request: KvRequest): Promise<KvResponse> {
+  private async call (member: string, request: KvRequest, timeoutMs: number = this.timeoutMs): Promise<KvResponse> {
     let response: KvResponse
     try {
-      response = await this.transport(member, request, this.timeoutMs)
+      response = await this.transport(member, request, timeoutMs)
     } catch (err) {
       this.observe(member, false)
       throw err

@@ -1,0 +1,347 @@
+import { toBytes } from './core/bytes.ts'
+import { decodeContext, encodeContext, isDeleted, values } from './core/causality.ts'
+import type { DvvSet, VersionVector } from './core/causality.ts'
+import { Coordinator, DEFAULT_TIMEOUT_MS, SERVE_DEADLINES } from './core/coordinator/coordinator.ts'
+import type { Env } from './core/env.ts'
+import { InvalidArgumentError, MalformedDataError } from './core/errors.ts'
+import { MembershipAgent } from './core/membership-agent.ts'
+import type { MemberRecord } from './core/membership.ts'
+import { DEFAULT_N, DEFAULT_PARTITIONS } from './core/ring.ts'
+import { AdminServer } from './net/admin.ts'
+import { decodeHeartbeat, decodeMemberList, encodeHeartbeat, encodeMemberList } from './net/codec.ts'
+import { Discovery } from './net/discovery.ts'
+import { ClusterGossip } from './net/gossip.ts'
+import { KvServer, kvTransport } from './net/kv.ts'
+import { createShoalLibp2p } from './net/libp2p.ts'
+import type { ShoalLibp2p } from './net/libp2p.ts'
+import { MembersServer, pullMembers } from './net/members.ts'
+import { loadOrCreateIdentity } from './store/identity.ts'
+import { Store } from './store/store.ts'
+
+export const DEFAULT_CLUSTER = 'shoal'
+export { DEFAULT_TIMEOUT_MS }
+
+export interface NodeOptions {
+  /** Holds the LevelDB store and the node's private key: a restarted node keeps its peer ID and data. */
+  readonly dataDir: string
+  /** Multiaddrs to listen on. Default `/ip4/0.0.0.0/tcp/0`. */
+  readonly listen?: readonly string[]
+  /** Multiaddrs (with `/p2p/<peer id>`) of members to join through. */
+  readonly bootstrap?: readonly string[]
+  /** Nodes join only clusters of their own name. Default `shoal`. */
+  readonly cluster?: string
+  /** Find members on the LAN by mDNS. Default false. */
+  readonly mdns?: boolean
+  /** Replicas per key. Default 3. */
+  readonly n?: number
+  /** Replies a get waits for. Default 2. */
+  readonly r?: number
+  /** Acknowledgements a put waits for. Default 2. */
+  readonly w?: number
+  /** This member's share of the data relative to others. Default 1. */
+  readonly weight?: number
+  /** Deadline of one request in ms. Default 5000. */
+  readonly timeoutMs?: number
+  /** Largest value accepted, in bytes: default 1 MiB, at most 16 MiB. */
+  readonly maxValueBytes?: number
+}
+
+export interface PutResult {
+  /** Write back with this context to replace what this put wrote. */
+  readonly context: string
+}
+
+export interface GetResult {
+  /** Every live sibling: one value unless writes were concurrent. */
+  readonly siblings: Uint8Array[]
+  /** Pass to put or delete to replace exactly these siblings. */
+  readonly context: string
+}
+
+export interface WriteOptions {
+  readonly context?: string
+  readonly w?: number
+}
+
+export interface ReadOptions {
+  readonly r?: number
+}
+
+export type MemberState = 'up' | 'suspect' | 'down' | 'leaving' | 'left'
+
+export interface MemberStatus {
+  readonly peerId: string
+  readonly state: MemberState
+  readonly addrs: readonly string[]
+  /** Partitions this member is a primary of. */
+  readonly partitions: number
+}
+
+export interface NodeStatus {
+  readonly peerId: string
+  readonly cluster: string
+  readonly addrs: readonly string[]
+  readonly members: readonly MemberStatus[]
+  readonly hintsPending: number
+}
+
+/** The key-value operations a node and a client peer share. */
+export interface KeyValue {
+  put: (key: string | Uint8Array, value: string | Uint8Array, options?: WriteOptions) => Promise<PutResult>
+  get: (key: string | Uint8Array, options?: ReadOptions) => Promise<GetResult | undefined>
+  delete: (key: string | Uint8Array, options?: WriteOptions) => Promise<void>
+  stop: () => Promise<void>
+}
+
+const MAX_VALUE_LIMIT = 16 * 1024 * 1024
+const MEMBERS_META = 'members'
+
+/** The real world, for the core: wall-clock time (sibling timestamps), Math.random, unref'd timers. */
+export const realEnv: Env = {
+  now: () => Date.now(),
+  random: () => Math.random(),
+  setTimer: (ms, fn) => {
+    const timer = setTimeout(fn, ms)
+    timer.unref()
+    return { cancel: () => { clearTimeout(timer) } }
+  }
+}
+
+/**
+ * A Shoal member: stores its share of the data, coordinates requests, gossips membership.
+ *
+ * @example
+ * ```ts
+ * const node = await createNode({ dataDir: './shoal-data', listen: ['/ip4/127.0.0.1/tcp/4001'] })
+ * const { context } = await node.put('greeting', 'hello')
+ * const read = await node.get('greeting')            // { siblings: [bytes of 'hello'], context }
+ * await node.put('greeting', 'hello again', { context: read?.context })
+ * await node.stop()
+ * ```
+ */
+export class ShoalNode implements KeyValue {
+  readonly peerId: string
+  readonly cluster: string
+  private readonly libp2p: ShoalLibp2p
+  private readonly store: Store
+  private readonly agent: MembershipAgent
+  private readonly coordinator: Coordinator
+  private readonly gossip: ClusterGossip
+  private readonly discovery: Discovery
+  private readonly servers: Array<{ start: () => Promise<void>, stop: () => Promise<void> }>
+  private readonly timeoutMs: number
+  private hintsPending = 0
+  private persisting: Promise<void> = Promise.resolve()
+  private stopped = false
+
+  private constructor (init: {
+    libp2p: ShoalLibp2p, store: Store, options: NodeOptions, known: MemberRecord[]
+  }) {
+    const { libp2p, store, options } = init
+    this.libp2p = libp2p
+    this.store = store
+    this.peerId = libp2p.peerId.toString()
+    this.cluster = options.cluster ?? DEFAULT_CLUSTER
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    const n = options.n ?? DEFAULT_N
+    const maxValueBytes = options.maxValueBytes ?? 1024 * 1024
+
+    this.discovery = new Discovery(libp2p, { bootstrap: [...(options.bootstrap ?? [])] })
+    this.gossip = new ClusterGossip(libp2p, this.cluster, (from, data) => {
+      let heartbeat
+      try {
+        heartbeat = decodeHeartbeat(data)
+      } catch {
+        return
+      }
+      this.agent.receive(from, heartbeat)
+    })
+    this.agent = new MembershipAgent({
+      self: {
+        id: this.peerId,
+        // A new life of the process: its record must win over the previous life's.
+        incarnation: Date.now(),
+        seq: 0,
+        status: 'up',
+        addrs: this.listenAddrs(),
+        weight: options.weight ?? 1
+      },
+      env: realEnv,
+      known: init.known.filter(r => r.id !== this.peerId),
+      ring: { n, partitions: store.partitions },
+      publish: (heartbeat) => { this.gossip.publish(encodeHeartbeat(heartbeat)).catch(() => {}) },
+      pull: async (member) => await pullMembers(libp2p, member, this.timeoutMs),
+      onChange: (ids) => { this.membersChanged(ids) }
+    })
+    this.coordinator = new Coordinator({
+      self: this.peerId,
+      env: realEnv,
+      replica: store,
+      ring: () => this.agent.ring(),
+      isUp: (member) => this.agent.isUp(member),
+      observe: (member, ok) => { this.agent.observe(member, ok) },
+      r: options.r,
+      w: options.w,
+      timeoutMs: this.timeoutMs,
+      limits: { maxValueBytes },
+      transport: kvTransport(libp2p)
+    })
+    this.servers = [
+      new KvServer(libp2p, { handle: async (request) => await this.coordinator.handle(request), timeoutMs: SERVE_DEADLINES * this.timeoutMs }),
+      new MembersServer(libp2p, { records: () => this.agent.records() }),
+      new AdminServer(libp2p, { handle: async (op) => op === 'leave' ? await this.leave() : this.status() })
+    ]
+  }
+
+  /** Opens the data directory, starts libp2p and joins the cluster. */
+  static async create (options: NodeOptions): Promise<ShoalNode> {
+    validateOptions(options)
+    const identity = await loadOrCreateIdentity(options.dataDir)
+    const store = await Store.open(options.dataDir, { partitions: DEFAULT_PARTITIONS })
+    let libp2p: ShoalLibp2p | undefined
+    try {
+      libp2p = await createShoalLibp2p({
+        privateKey: identity.privateKey,
+        listen: [...(options.listen ?? ['/ip4/0.0.0.0/tcp/0'])],
+        bootstrap: [...(options.bootstrap ?? [])],
+        mdns: options.mdns ?? false,
+        cluster: options.cluster ?? DEFAULT_CLUSTER
+      })
+      const saved = await store.getMeta(MEMBERS_META)
+      const known = saved === undefined ? [] : loadMembers(saved)
+      const node = new ShoalNode({ libp2p, store, options, known })
+      await node.start()
+      return node
+    } catch (err) {
+      await libp2p?.stop()
+      await store.close()
+      throw err
+    }
+  }
+
+  get addrs (): string[] {
+    return this.libp2p.getMultiaddrs().map(a => a.toString())
+  }
+
+  async put (key: string | Uint8Array, value: string | Uint8Array, options: WriteOptions = {}): Promise<PutResult> {
+    const object = await this.coordinator.put(toBytes(key), toBytes(value), writeOptions(options))
+    return { context: encodeContext(object.vv) }
+  }
+
+  async get (key: string | Uint8Array, options: ReadOptions = {}): Promise<GetResult | undefined> {
+    return readResult(await this.coordinator.get(toBytes(key), options))
+  }
+
+  async delete (key: string | Uint8Array, options: WriteOptions = {}): Promise<void> {
+    await this.coordinator.put(toBytes(key), null, writeOptions(options))
+  }
+
+  /** This node's own copy of a key: no quorum, no repair. */
+  async getLocal (key: string | Uint8Array): Promise<GetResult | undefined> {
+    return readResult(await this.coordinator.readLocal(toBytes(key)))
+  }
+
+  status (): NodeStatus {
+    const ring = this.agent.ring()
+    const members = this.agent.records().map((record): MemberStatus => ({
+      peerId: record.id,
+      state: record.status === 'leaving' || record.status === 'left' ? record.status : liveState(this.agent.liveness(record.id)),
+      addrs: record.addrs,
+      partitions: ring.replicaCount(record.id)
+    }))
+    return { peerId: this.peerId, cluster: this.cluster, addrs: this.addrs, members, hintsPending: this.hintsPending }
+  }
+
+  /** Leaves the ring: the others stop routing to this member. Its data stays on disk. */
+  async leave (): Promise<NodeStatus> {
+    this.agent.announce({ status: 'left' })
+    return this.status()
+  }
+
+  async stop (): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    this.agent.stop()
+    this.discovery.stop()
+    this.gossip.stop()
+    for (const server of this.servers) await server.stop()
+    await this.libp2p.stop()
+    await this.persisting
+    await this.store.close()
+  }
+
+  private async start (): Promise<void> {
+    this.hintsPending = await this.store.hintCount()
+    for (const server of this.servers) await server.start()
+    this.gossip.start()
+    this.discovery.start()
+    for (const record of this.agent.records()) if (record.id !== this.peerId) this.discovery.dialMember(record.id, record.addrs)
+    this.agent.start()
+  }
+
+  private listenAddrs (): string[] {
+    return this.libp2p.getMultiaddrs().map(a => a.toString())
+  }
+
+  /** New or changed members: dial them (a mesh, not a star) and keep the table for the next start. */
+  private membersChanged (ids: readonly string[]): void {
+    for (const id of ids) {
+      const record = this.agent.member(id)
+      if (record !== undefined && id !== this.peerId && record.status !== 'left') this.discovery.dialMember(id, record.addrs)
+    }
+    if (this.stopped) return
+    const table = encodeMemberList(this.agent.records())
+    this.persisting = this.persisting.then(async () => { await this.store.putMeta(MEMBERS_META, table) }).catch(() => {})
+  }
+}
+
+/** Starts a node. See {@link ShoalNode}. */
+export async function createNode (options: NodeOptions): Promise<ShoalNode> {
+  return await ShoalNode.create(options)
+}
+
+function validateOptions (options: NodeOptions): void {
+  if (typeof options?.dataDir !== 'string' || options.dataDir === '') throw new InvalidArgumentError('dataDir is required')
+  const n = options.n ?? DEFAULT_N
+  if (!Number.isInteger(n) || n < 1 || n > 16) throw new InvalidArgumentError(`n must be an integer from 1 to 16, got ${n}`)
+  for (const [name, value] of [['r', options.r], ['w', options.w]] as const) {
+    if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > n)) {
+      throw new InvalidArgumentError(`${name} must be an integer from 1 to ${n} (N), got ${value}`)
+    }
+  }
+  const weight = options.weight ?? 1
+  if (!Number.isFinite(weight) || weight <= 0 || weight > 1000) throw new InvalidArgumentError(`weight must be a number in (0, 1000], got ${weight}`)
+  const max = options.maxValueBytes ?? 1024 * 1024
+  if (!Number.isInteger(max) || max < 1 || max > MAX_VALUE_LIMIT) throw new InvalidArgumentError(`maxValueBytes must be 1..${MAX_VALUE_LIMIT}, got ${max}`)
+  const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  if (!Number.isFinite(timeout) || timeout <= 0) throw new InvalidArgumentError(`timeoutMs must be a positive number, got ${timeout}`)
+  const cluster = options.cluster ?? DEFAULT_CLUSTER
+  if (typeof cluster !== 'string' || !/^[\w.-]{1,64}$/.test(cluster)) throw new InvalidArgumentError(`cluster must be 1 to 64 letters, digits, '.', '_' or '-', got ${JSON.stringify(cluster)}`)
+}
+
+function writeOptions (options: WriteOptions): { context?: VersionVector, w?: number } {
+  return {
+    ...(options.context === undefined ? {} : { context: decodeContext(options.context) }),
+    ...(options.w === undefined ? {} : { w: options.w })
+  }
+}
+
+/** A read as callers see it: live siblings and a context, or undefined when absent or deleted. */
+export function readResult (object: DvvSet | undefined): GetResult | undefined {
+  if (object === undefined || isDeleted(object)) return undefined
+  return { siblings: values(object), context: encodeContext(object.vv) }
+}
+
+function liveState (liveness: 'alive' | 'suspect' | 'down'): MemberState {
+  return liveness === 'alive' ? 'up' : liveness
+}
+
+function loadMembers (bytes: Uint8Array): MemberRecord[] {
+  try {
+    return decodeMemberList(bytes)
+  } catch (err) {
+    // A damaged saved table only costs the shortcut: the members are learnt again by gossip.
+    if (err instanceof MalformedDataError) return []
+    throw err
+  }
+}

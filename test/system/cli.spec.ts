@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict'
+import { spawn, spawnSync } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+const bin = fileURLToPath(new URL('../../bin/shoal.js', import.meta.url))
+
+interface Started { process: ChildProcess, peerId: string, addrs: string[] }
+
+/** `shoal start ... --json`, as the README shows it; resolves with the first stdout line. */
+async function start (dataDir: string, extra: string[] = []): Promise<Started> {
+  const child = spawn(process.execPath, [bin, 'start', '--data', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const line = await new Promise<string>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! })
+    lines.once('line', resolve)
+    child.once('exit', code => { reject(new Error(`shoal start exited with ${code}: ${stderr}`)) })
+  })
+  const info = JSON.parse(line) as { peerId: string, addrs: string[] }
+  return { process: child, ...info }
+}
+
+/** Runs one CLI command to completion. */
+function shoal (...args: string[]): { status: number | null, stdout: string, stderr: string } {
+  const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000, input: '' })
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+async function eventually (what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 200))
+  }
+}
+
+async function stopProcess (child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
+  const exited = new Promise<number | null>(resolve => child.once('exit', code => { resolve(code) }))
+  child.kill(signal)
+  return await exited
+}
+
+describe('shoal processes driven by the CLI', function () {
+  this.timeout(120_000)
+  let root: string
+  const running: ChildProcess[] = []
+
+  before(async () => { root = await mkdtemp(join(tmpdir(), 'shoal-system-')) })
+  after(async () => {
+    for (const child of running) await stopProcess(child, 'SIGKILL')
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it('three nodes: a put through one is read through another; one killed with SIGKILL, the cluster goes on; restarted, it keeps its peer ID and data', async () => {
+    const a = await start(join(root, 'a'))
+    running.push(a.process)
+    const bootstrap = a.addrs[0]!
+    const b = await start(join(root, 'b'), ['--bootstrap', bootstrap])
+    running.push(b.process)
+    const c = await start(join(root, 'c'), ['--bootstrap', bootstrap])
+    running.push(c.process)
+
+    await eventually('a sees three members up', () => {
+      const out = shoal('status', '--json', '--peer', bootstrap)
+      return out.status === 0 && (JSON.parse(out.stdout) as { members: Array<{ state: string }> }).members.filter(m => m.state === 'up').length === 3
+    })
+
+    const put = shoal('put', 'greeting', 'hello', '--json', '--peer', bootstrap)
+    assert.equal(put.status, 0, put.stderr)
+    assert.equal((JSON.parse(put.stdout) as { ok: boolean }).ok, true)
+    const got = shoal('get', 'greeting', '--json', '--data', join(root, 'b'))
+    assert.equal(got.status, 0, got.stderr)
+    assert.deepEqual((JSON.parse(got.stdout) as { siblings: unknown[] }).siblings, [{ value: 'hello' }])
+    assert.equal(shoal('get', 'greeting', '--local', '--data', join(root, 'c')).stdout, 'hello\n', 'c holds its replica')
+    assert.equal(shoal('get', 'never-written', '--peer', bootstrap).status, 3, 'a missing key exits 3')
+
+    await stopProcess(c.process, 'SIGKILL')
+    const during = shoal('put', 'while-down', 'still-works', '--peer', bootstrap)
+    assert.equal(during.status, 0, during.stderr)
+    assert.equal(shoal('get', 'greeting', '--data', join(root, 'b')).stdout, 'hello\n')
+
+    const again = await start(join(root, 'c'), ['--bootstrap', bootstrap])
+    running.push(again.process)
+    assert.equal(again.peerId, c.peerId, 'same data directory, same peer ID')
+    assert.equal(shoal('get', 'greeting', '--local', '--data', join(root, 'c')).stdout, 'hello\n', 'its data survived the kill')
+    const all = shoal('get', 'while-down', '--r', '3', '--data', join(root, 'c'))
+    assert.equal(all.stdout, 'still-works\n', all.stderr)
+
+    assert.equal(await stopProcess(a.process), 0, 'SIGTERM stops a node cleanly')
+  })
+
+  it('bad arguments are usage errors: one line and the usage, exit 2', () => {
+    for (const args of [['put'], ['get', 'a', 'b'], ['put', 'k', 'v', '--bogus'], ['get', 'k', '--r', 'x'], ['start', '--bootstrap', 'not-a-multiaddr'], ['get', 'k', '--peer', 'nonsense']]) {
+      const out = shoal(...args)
+      assert.equal(out.status, 2, `${args.join(' ')}: ${out.stderr}`)
+      assert.equal(out.stderr.trim().split('\n').length, 2, 'one line and the usage')
+    }
+  })
+})
