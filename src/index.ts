@@ -1,6 +1,18 @@
 /**
- * Shoal's public API. Today: the Dynamo core (ring, causality, Merkle trees, membership, failure
- * detection, coordination) and LevelDB storage; the libp2p node and client peers come next.
+ * Shoal's public API: a node (`createNode`), a client peer (`createClient`), and the Dynamo core
+ * and storage they are built from, for those who embed or test them.
+ *
+ * @example
+ * ```ts
+ * import { createNode, createClient } from 'shoal'
+ *
+ * const node = await createNode({ dataDir: './shoal-data', listen: ['/ip4/127.0.0.1/tcp/4001'] })
+ * await node.put('greeting', 'hello')
+ * const client = await createClient({ bootstrap: [`/ip4/127.0.0.1/tcp/4001/p2p/${node.peerId}`] })
+ * const read = await client.get('greeting')           // { siblings: [Uint8Array 'hello'], context }
+ * await client.stop()
+ * await node.stop()
+ * ```
  *
  * @example
  * ```ts
@@ -17,6 +29,10 @@
  * values(resolved)                                    // [purple]
  * ```
  */
+export { createNode, ShoalNode, DEFAULT_CLUSTER } from './node.ts'
+export type { NodeOptions, NodeStatus, MemberStatus as NodeMemberStatus, MemberState, GetResult, PutResult, ReadOptions, WriteOptions, KeyValue } from './node.ts'
+export { createClient, ShoalClient } from './client.ts'
+export type { ClientOptions } from './client.ts'
 export { toBytes, describeKey } from './core/bytes.ts'
 export {
   EMPTY, update, merge, join, covers, descends, equals, values, isDeleted,

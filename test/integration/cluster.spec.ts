@@ -122,3 +122,36 @@ describe('a live cluster of five nodes in one process', function () {
     await eventually('the returning node is seen up again', () => nodes.every(n => n.status().members.filter(m => m.state === 'up').length === 5))
   })
 })
+
+describe('twenty nodes on one host', function () {
+  this.timeout(120_000)
+  let root: string
+  const nodes: ShoalNode[] = []
+
+  before(async () => { root = await mkdtemp(join(tmpdir(), 'shoal-twenty-')) })
+  after(async () => {
+    await Promise.all(nodes.map(async n => { await n.stop() }))
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it('all see twenty members up though each was given only the first one\'s address; one that leaves is seen leaving the ring', async () => {
+    for (let i = 0; i < 20; i++) {
+      nodes.push(await createNode({
+        dataDir: join(root, `node-${i}`),
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        bootstrap: i === 0 ? [] : [p2p(nodes[0]!)],
+        cluster: 'twenty'
+      }))
+    }
+    await eventually('every node sees 20 members up', () => nodes.every(n => n.status().members.filter(m => m.state === 'up').length === 20), 60_000)
+
+    const leaver = nodes[5]!
+    await leaver.leave()
+    await eventually('every other node sees it left, and it owns no partitions', () => nodes.filter(n => n !== leaver).every(n => {
+      const m = n.status().members.find(x => x.peerId === leaver.peerId)
+      return m?.state === 'left' && m.partitions === 0
+    }))
+    await nodes[7]!.put('after-leave', 'ok')
+    assert.deepEqual(text((await nodes[12]!.get('after-leave'))?.siblings), ['ok'])
+  })
+})

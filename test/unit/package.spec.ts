@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -16,6 +19,25 @@ describe('the package', () => {
     const resolved = shoal.update(both, shoal.decodeContext(shoal.encodeContext(both.vv)), 'replica-a', shoal.toBytes('purple'), 3)
     assert.deepEqual(shoal.values(resolved).map(v => new TextDecoder().decode(v)), ['purple'])
     assert.ok(import.meta.resolve('shoal').includes('/dist/'), 'the package entry must be built JavaScript')
+  })
+
+  it('the built package starts a node and a client peer that write and read', async () => {
+    const { createNode, createClient } = await import('shoal')
+    const dataDir = await mkdtemp(join(tmpdir(), 'shoal-package-'))
+    const node = await createNode({ dataDir, listen: ['/ip4/127.0.0.1/tcp/0'], n: 1, r: 1, w: 1 })
+    try {
+      await node.put('greeting', 'hello')
+      const client = await createClient({ bootstrap: [node.addrs[0] ?? ''] })
+      try {
+        const read = await client.get('greeting')
+        assert.deepEqual(read?.siblings.map(v => new TextDecoder().decode(v)), ['hello'])
+      } finally {
+        await client.stop()
+      }
+    } finally {
+      await node.stop()
+      await rm(dataDir, { recursive: true, force: true })
+    }
   })
 
   it('`shoal --help` lists the commands and exits 0; an unknown command is a usage error (exit 2)', () => {
