@@ -163,7 +163,7 @@ export class ShoalNode implements KeyValue {
         incarnation: Date.now(),
         seq: 0,
         status: 'up',
-        addrs: this.listenAddrs(),
+        addrs: this.addrs,
         weight: options.weight ?? 1
       },
       env: realEnv,
@@ -277,10 +277,6 @@ export class ShoalNode implements KeyValue {
     this.discovery.start()
     for (const record of this.agent.records()) if (record.id !== this.peerId) this.discovery.dialMember(record.id, record.addrs)
     this.agent.start()
-  }
-
-  private listenAddrs (): string[] {
-    return this.libp2p.getMultiaddrs().map(a => a.toString())
   }
 
   /** New or changed members: dial them (a mesh, not a star) and keep the table for the next start. */

@@ -7,18 +7,9 @@ import { createNode } from '../../src/node.ts'
 import type { ShoalNode } from '../../src/node.ts'
 import { Ring } from '../../src/core/ring.ts'
 import { toBytes } from '../../src/core/bytes.ts'
+import { eventually } from '../support/eventually.ts'
 
 const text = (values: Uint8Array[] | undefined): string[] => (values ?? []).map(v => new TextDecoder().decode(v)).sort()
-
-/** Polls `check` until it holds or the deadline passes: tests wait for conditions, never fixed times. */
-async function eventually (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    if (await check()) return
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-}
 
 function p2p (node: ShoalNode): string {
   return `${node.addrs[0] ?? ''}/p2p/${node.peerId}`.replace(/\/p2p\/[^/]+\/p2p\//, '/p2p/')

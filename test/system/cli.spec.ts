@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { eventually } from '../support/eventually.ts'
 
 const bin = fileURLToPath(new URL('../../bin/shoal.js', import.meta.url))
 
@@ -29,14 +30,6 @@ async function start (dataDir: string, extra: string[] = []): Promise<Started> {
 function shoal (...args: string[]): { status: number | null, stdout: string, stderr: string } {
   const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000, input: '' })
   return { status: result.status, stdout: result.stdout, stderr: result.stderr }
-}
-
-async function eventually (what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 200))
-  }
 }
 
 async function stopProcess (child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
@@ -69,7 +62,7 @@ describe('shoal processes driven by the CLI', function () {
     await eventually('a sees three members up', () => {
       const out = shoal('status', '--json', '--peer', bootstrap)
       return out.status === 0 && (JSON.parse(out.stdout) as { members: Array<{ state: string }> }).members.filter(m => m.state === 'up').length === 3
-    })
+    }, 20_000, 200)
 
     const put = shoal('put', 'greeting', 'hello', '--json', '--peer', bootstrap)
     assert.equal(put.status, 0, put.stderr)
