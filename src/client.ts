@@ -8,7 +8,7 @@ import { InvalidArgumentError, ShoalError, UnavailableError, UnreachableError, r
 import { MemberTable } from './core/membership.ts'
 import { adminCall } from './net/admin.ts'
 import { decodeHeartbeat } from './net/codec.ts'
-import type { AdminOp } from './net/codec.ts'
+import type { AdminRequest } from './net/codec.ts'
 import { Discovery } from './net/discovery.ts'
 import { ClusterGossip } from './net/gossip.ts'
 import { kvTransport } from './net/kv.ts'
@@ -113,9 +113,9 @@ export class ShoalClient implements KeyValue {
     return readResult(response.object)
   }
 
-  /** An operator command (status, leave) to the first bootstrap member; returns its JSON answer. */
-  async admin (op: AdminOp): Promise<unknown> {
-    return await adminCall(this.libp2p, this.bootstrap[0] as string, op, this.timeoutMs)
+  /** An operator command (status, leave, remove) to the first bootstrap member; returns its JSON answer. */
+  async admin (request: AdminRequest): Promise<unknown> {
+    return await adminCall(this.libp2p, this.bootstrap[0] as string, request, this.timeoutMs)
   }
 
   async stop (): Promise<void> {

@@ -189,7 +189,13 @@ export class ShoalNode implements KeyValue {
     this.servers = [
       new KvServer(libp2p, { handle: async (request) => await this.coordinator.handle(request), timeoutMs: SERVE_DEADLINES * this.timeoutMs }),
       new MembersServer(libp2p, { records: () => this.agent.records() }),
-      new AdminServer(libp2p, { handle: async (op) => op === 'leave' ? await this.leave() : this.status() })
+      new AdminServer(libp2p, {
+        handle: async ({ op, member }) => {
+          if (op === 'leave') return await this.leave()
+          if (op === 'remove') return this.remove(member ?? '')
+          return this.status()
+        }
+      })
     ]
   }
 
@@ -255,6 +261,15 @@ export class ShoalNode implements KeyValue {
   /** Leaves the ring: the others stop routing to this member. Its data stays on disk. */
   async leave (): Promise<NodeStatus> {
     this.agent.announce({ status: 'left' })
+    return this.status()
+  }
+
+  /**
+   * An operator takes a member out of the ring (one that is gone for good): the others stop
+   * counting it as an owner. If it comes back it must be started anew, as a new incarnation.
+   */
+  remove (member: string): NodeStatus {
+    this.agent.remove(member)
     return this.status()
   }
 

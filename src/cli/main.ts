@@ -94,6 +94,13 @@ const COMMANDS: Record<string, Command> = {
     positionals: [0, 0],
     run: leave
   },
+  remove: {
+    synopsis: 'remove PEER_ID',
+    summary: 'take a member that is gone for good out of the ring',
+    options: {},
+    positionals: [1, 1],
+    run: remove
+  },
   dev: {
     synopsis: 'dev [--nodes 3] [--data DIR]',
     summary: 'a local cluster on loopback to try Shoal',
@@ -229,7 +236,7 @@ async function del (args: Args): Promise<number> {
 
 async function status (args: Args): Promise<number> {
   return await withClient(args, async client => {
-    const result = await client.admin('status') as NodeStatus
+    const result = await client.admin({ op: 'status' }) as NodeStatus
     console.log(flag(args, 'json') ? JSON.stringify(result) : statusTable(result))
     return EXIT.ok
   })
@@ -237,8 +244,17 @@ async function status (args: Args): Promise<number> {
 
 async function leave (args: Args): Promise<number> {
   return await withClient(args, async client => {
-    const result = await client.admin('leave') as NodeStatus
+    const result = await client.admin({ op: 'leave' }) as NodeStatus
     console.log(flag(args, 'json') ? JSON.stringify({ ok: true, peerId: result.peerId }) : `${result.peerId} left the ring`)
+    return EXIT.ok
+  })
+}
+
+async function remove (args: Args): Promise<number> {
+  const [member] = args.positionals as [string]
+  return await withClient(args, async client => {
+    await client.admin({ op: 'remove', member })
+    console.log(flag(args, 'json') ? JSON.stringify({ ok: true, removed: member }) : `${member} removed from the ring`)
     return EXIT.ok
   })
 }

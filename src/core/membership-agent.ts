@@ -1,5 +1,5 @@
 import type { Env, Timer } from './env.ts'
-import { MalformedDataError } from './errors.ts'
+import { InvalidArgumentError, MalformedDataError } from './errors.ts'
 import { FailureDetectors } from './failure-detector.ts'
 import type { Liveness, PhiOptions } from './failure-detector.ts'
 import { MemberTable, validateRecord } from './membership.ts'
@@ -129,6 +129,21 @@ export class MembershipAgent {
     this.onChange([this.record.id])
     this.publish({ record: this.record, digest: this.table.digest() })
     return this.record
+  }
+
+  /**
+   * An operator's remove: this member's record of `id` becomes 'left' one step after the latest
+   * it knows, so it wins everywhere the table is pulled. The member's own heartbeats of that same
+   * life cannot undo it; only a restart (a new incarnation) brings it back.
+   */
+  remove (id: string): MemberRecord {
+    if (id === this.record.id) throw new InvalidArgumentError('a member does not remove itself: it leaves')
+    const record = this.table.get(id)
+    if (record === undefined) throw new InvalidArgumentError(`${id} is not a member`)
+    const removed: MemberRecord = { ...record, status: 'left', seq: record.seq + 1 }
+    this.table.merge(removed)
+    this.onChange([id])
+    return removed
   }
 
   /** The ring of the members that own partitions; rebuilt only when that set changes. */

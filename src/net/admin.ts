@@ -8,7 +8,7 @@
  * @example
  * ```ts
  * await new AdminServer(libp2p, { handle: async (op) => op === 'leave' ? await node.leave() : node.status() }).start()
- * const status = await adminCall(cliLibp2p, '/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...', 'status', 5000)
+ * const status = await adminCall(cliLibp2p, '/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...', { op: 'status' }, 5000)
  * ```
  */
 import type { DialTarget, PeerId } from '@libp2p/interface'
@@ -31,7 +31,7 @@ export class AccessDeniedError extends ShoalError {
 
 export interface AdminServerInit {
   /** Runs a command; the result must be JSON-serialisable. A throw is answered as a typed error. */
-  handle: (op: AdminOp, from: PeerId) => Promise<unknown>
+  handle: (request: AdminRequest, from: PeerId) => Promise<unknown>
   /** Whether `from` may send commands. Default: every peer that could connect. */
   allow?: (from: PeerId) => boolean
   /** Default ADMIN_TIMEOUT_MS. */
@@ -50,10 +50,11 @@ export class AdminServer extends RpcServer<AdminRequest, AdminResponse> {
       protocol: ADMIN_PROTOCOL,
       decode: decodeAdminRequest,
       encode: encodeAdminResponse,
-      handle: async ({ op }, from) => {
+      handle: async (request, from) => {
+        const { op } = request
         try {
           if (allow !== undefined && !allow(from)) throw new AccessDeniedError(`${from.toString()} may not send admin commands`)
-          const json = JSON.stringify(await handle(op, from)) ?? 'null'
+          const json = JSON.stringify(await handle(request, from)) ?? 'null'
           if (json.length > MAX_ADMIN_JSON_BYTES) throw new ShoalError(`the ${op} answer is larger than ${MAX_ADMIN_JSON_BYTES} bytes`)
           return { type: 'ok', json }
         } catch (err) {
@@ -82,8 +83,9 @@ export function adminServer (init: AdminServerInit): (components: RpcHost) => Ad
  *   that is neither a peer id nor a multiaddr; MalformedDataError for an answer that is not JSON;
  *   else as rpcCall: UnreachableError, TimeoutError, NoReplyError
  */
-export async function adminCall (dialer: RpcDialer, peer: DialTarget | string, op: AdminOp, timeoutMs: number, options: { signal?: AbortSignal } = {}): Promise<unknown> {
-  const response = await rpcCall(dialer, dialTarget(peer), ADMIN_PROTOCOL, { op }, codec, {
+export async function adminCall (dialer: RpcDialer, peer: DialTarget | string, request: AdminRequest, timeoutMs: number, options: { signal?: AbortSignal } = {}): Promise<unknown> {
+  const { op } = request
+  const response = await rpcCall(dialer, dialTarget(peer), ADMIN_PROTOCOL, request, codec, {
     timeoutMs,
     maxBytes: MAX_ADMIN_MESSAGE_BYTES,
     maxOutboundStreams: ADMIN_MAX_OUTBOUND_STREAMS,

@@ -19,7 +19,8 @@
  * message Heartbeat  { MemberRecord record = 1; string digest = 2; }
  * message MembersRequest { }                             // a pull: the whole table, please
  * message MemberList { repeated MemberRecord records = 1; }
- * message AdminRequest  { uint32 op = 1; }               // 0 status, 1 leave
+ * message AdminRequest  { uint32 op = 1;                 // 0 status, 1 leave, 2 remove
+ *                         string member = 2; }            // remove: the member's peer id
  * message AdminResponse { string json = 1; string error_name = 2; string error_message = 3; }
  * ```
  * Encoders omit proto3 defaults, except an object, which is written whenever there is one (an
@@ -48,10 +49,12 @@ import {
 } from './constants.ts'
 
 /** An operator's command to one node. */
-export type AdminOp = 'status' | 'leave'
+export type AdminOp = 'status' | 'leave' | 'remove'
 
 export interface AdminRequest {
   readonly op: AdminOp
+  /** For remove: the member to take out of the ring. */
+  readonly member?: string
 }
 
 export type AdminResponse =
@@ -69,7 +72,7 @@ const MAX_DIGEST_BYTES = 128
 const KV_REQUEST_TYPES = ['read', 'write', 'put', 'get'] as const
 const KV_RESPONSE_TYPES = ['read', 'written', 'put', 'get', 'error'] as const
 const STATUSES: readonly MemberStatus[] = ['joining', 'up', 'leaving', 'left']
-const ADMIN_OPS: readonly AdminOp[] = ['status', 'leave']
+const ADMIN_OPS: readonly AdminOp[] = ['status', 'leave', 'remove']
 
 // Wire types, and tags as field << 3 | wire type.
 
@@ -101,6 +104,7 @@ const HB_DIGEST = 2 << 3 | LENGTH_DELIMITED
 const LIST_RECORD = 1 << 3 | LENGTH_DELIMITED
 
 const ADMIN_OP = 1 << 3 | VARINT
+const ADMIN_MEMBER = 2 << 3 | LENGTH_DELIMITED
 const ADMIN_JSON = 1 << 3 | LENGTH_DELIMITED
 const ADMIN_ERROR_NAME = 2 << 3 | LENGTH_DELIMITED
 const ADMIN_ERROR_MESSAGE = 3 << 3 | LENGTH_DELIMITED
@@ -408,6 +412,7 @@ export function encodeAdminRequest (request: AdminRequest): Uint8Array {
   const w = writer()
   const op = ADMIN_OPS.indexOf(request.op)
   if (op !== 0) w.uint32(ADMIN_OP).uint32(op)
+  if (request.member !== undefined && request.member !== '') w.uint32(ADMIN_MEMBER).string(request.member)
   return w.finish()
 }
 
@@ -419,14 +424,16 @@ export function decodeAdminRequest (bytes: Uint8Array): AdminRequest {
   return decoding('admin request', () => {
     const r = reader(bounded(bytes, MAX_STRING_BYTES))
     let op = 0
+    let member = ''
     while (r.pos < r.len) {
       const tag = readVarint(r)
       if (tag === ADMIN_OP) op = readUint32(r)
+      else if (tag === ADMIN_MEMBER) member = readString(r, MAX_ID_LENGTH, 'member')
       else skipField(r, tag)
     }
     const known = ADMIN_OPS[op]
     if (known === undefined) throw new MalformedDataError(`unknown admin op ${op}`)
-    return { op: known }
+    return member === '' ? { op: known } : { op: known, member }
   })
 }
 

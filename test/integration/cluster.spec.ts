@@ -125,7 +125,7 @@ describe('twenty nodes on one host', function () {
     await rm(root, { recursive: true, force: true })
   })
 
-  it('all see twenty members up though each was given only the first one\'s address; one that leaves is seen leaving the ring', async () => {
+  it('all see twenty members up though each was given only the first one\'s address; one that leaves and one an operator removes drop out of the ring', async () => {
     for (let i = 0; i < 20; i++) {
       nodes.push(await createNode({
         dataDir: join(root, `node-${i}`),
@@ -144,5 +144,14 @@ describe('twenty nodes on one host', function () {
     }))
     await nodes[7]!.put('after-leave', 'ok')
     assert.deepEqual(text((await nodes[12]!.get('after-leave'))?.siblings), ['ok'])
+
+    // A member gone for good: stopped, then removed by an operator through any other node.
+    const gone = nodes[9]!
+    await gone.stop()
+    nodes[3]!.remove(gone.peerId)
+    await eventually('every node sees the removed member out of the ring', () => nodes.filter(n => n !== leaver && n !== gone).every(n => {
+      const m = n.status().members.find(x => x.peerId === gone.peerId)
+      return m?.state === 'left' && m.partitions === 0
+    }))
   })
 })

@@ -83,7 +83,7 @@ const recordArb: fc.Arbitrary<MemberRecord> = plainRecord({
 
 const heartbeatArb: fc.Arbitrary<Heartbeat> = plainRecord({ record: recordArb, digest: fc.string({ maxLength: 64 }) })
 const memberListArb = fc.array(recordArb, { maxLength: 8 })
-const adminRequestArb: fc.Arbitrary<AdminRequest> = plainRecord({ op: fc.constantFrom('status' as const, 'leave' as const) })
+const adminRequestArb: fc.Arbitrary<AdminRequest> = plainRecord({ op: fc.constantFrom('status' as const, 'leave' as const, 'remove' as const), member: text(1, 60, 128) }, { requiredKeys: ['op'] })
 const adminResponseArb: fc.Arbitrary<AdminResponse> = fc.oneof(
   plainRecord({ type: fc.constant('ok' as const), json: fc.json() }),
   plainRecord({ type: fc.constant('error' as const), name: text(1, 30), message: text(0, 200) })
@@ -242,7 +242,7 @@ describe('net codec', () => {
       assertMalformed(() => decodeKvRequest(frame(w => w.uint32(1 << 3).uint32(4))), /type 4/)
       assertMalformed(() => decodeKvResponse(frame(w => w.uint32(1 << 3).uint32(5))), /type 5/)
       assertMalformed(() => decodeKvResponse(frame(w => w.uint32(1 << 3).uint32(2))), /without its object/)
-      assertMalformed(() => decodeAdminRequest(frame(w => w.uint32(1 << 3).uint32(2))), /op 2/)
+      assertMalformed(() => decodeAdminRequest(frame(w => w.uint32(1 << 3).uint32(3))), /op 3/)
     })
 
     it('refuses truncated fields and varints instead of reading past the end', () => {

@@ -278,7 +278,7 @@ describe('request/response over real libp2p', function () {
     let allowed = true
     const server = await node({
       admin: adminServer({
-        handle: async (op) => {
+        handle: async ({ op }) => {
           if (op === 'leave') throw Object.assign(new Error('already left'), { name: 'NotMemberError' })
           return { peerId: 'me', members: 3 }
         },
@@ -287,11 +287,11 @@ describe('request/response over real libp2p', function () {
     })
     const client = await node()
     const addr = server.getMultiaddrs()[0]!.toString()
-    assert.deepEqual(await adminCall(client, addr, 'status', 2000), { peerId: 'me', members: 3 })
-    await assert.rejects(adminCall(client, server.peerId, 'leave', 2000), { name: 'NotMemberError', message: 'already left' })
+    assert.deepEqual(await adminCall(client, addr, { op: 'status' }, 2000), { peerId: 'me', members: 3 })
+    await assert.rejects(adminCall(client, server.peerId, { op: 'leave' }, 2000), { name: 'NotMemberError', message: 'already left' })
     allowed = false
-    await assert.rejects(adminCall(client, server.peerId, 'status', 2000), { name: 'AccessDeniedError' })
-    await assert.rejects(adminCall(client, 'neither', 'status', 2000), { name: 'InvalidArgumentError' })
+    await assert.rejects(adminCall(client, server.peerId, { op: 'status' }, 2000), { name: 'AccessDeniedError' })
+    await assert.rejects(adminCall(client, 'neither', { op: 'status' }, 2000), { name: 'InvalidArgumentError' })
   })
 })
 

@@ -101,6 +101,21 @@ describe('membership agent', () => {
     assert.equal(a.isUp('beta'), true)
   })
 
+  it('an operator\'s remove outranks the removed member\'s own heartbeats of the same life', () => {
+    const env = new ManualEnv()
+    const a = agent(env, 'alpha', [])
+    a.receive('beta', { record: record('beta', { seq: 4 }), digest: a.digest() })
+    const removed = a.remove('beta')
+    assert.deepEqual([removed.status, removed.seq], ['left', 5])
+    a.receive('beta', { record: record('beta', { seq: 4 }), digest: a.digest() })
+    assert.equal(a.member('beta')?.status, 'left')
+    assert.deepEqual(a.ring().members.map(m => m.id), ['alpha'])
+    a.receive('beta', { record: record('beta', { incarnation: 2 }), digest: a.digest() })
+    assert.equal(a.member('beta')?.status, 'up', 'a restart is a new incarnation and joins again')
+    assert.throws(() => a.remove('alpha'), { name: 'InvalidArgumentError' })
+    assert.throws(() => a.remove('nobody'), { name: 'InvalidArgumentError' })
+  })
+
   it('announces its own changes with a higher seq, and leaving members still own partitions', () => {
     const env = new ManualEnv()
     const published: Heartbeat[] = []
