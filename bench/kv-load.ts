@@ -18,7 +18,12 @@ import { KV_MAX_OUTBOUND_STREAMS } from '../src/net/constants.ts'
 import { StreamLimiter, rpcCall } from '../src/net/rpc.ts'
 import { FLOOR_MAX_BYTES, FLOOR_PROTOCOL, bytesCodec, createFloorLibp2p } from './floor.ts'
 
-export type Op = 'rpc' | 'put' | 'get'
+/**
+ * rpc: the floor's request. put, get: Shoal's, with the cluster's N=3 R=2 W=2. The diagnostic
+ * ops take Shoal's request apart: read is one member's own copy (client.getLocal: one hop, one
+ * LevelDB read, no quorum); put-w1 and get-r1 answer on the coordinator's own replica alone.
+ */
+export type Op = 'rpc' | 'put' | 'get' | 'read' | 'put-w1' | 'get-r1'
 
 export interface Phase {
   readonly op: Op
@@ -28,6 +33,8 @@ export interface Phase {
 export type LoadJob = {
   readonly target: string
   readonly phases: readonly Phase[]
+  /** Load before the first phase, so every process is JIT-warm and the new cluster has settled. */
+  readonly settleMs: number
   readonly warmupMs: number
   readonly measureMs: number
   readonly valueBytes: number
@@ -47,6 +54,8 @@ export interface Row {
 
 export type LoadMessage =
   | { readonly type: 'formed', readonly ms: number }
+  /** The warm-up of the current phase is over: the measuring window opens (the row closes it). */
+  | { readonly type: 'window' }
   | { readonly type: 'row', readonly row: Row, readonly ops: number, readonly errors: number, readonly firstError?: string }
   | { readonly type: 'failed', readonly message: string }
   | { readonly type: 'done' }
@@ -78,6 +87,7 @@ async function measure (call: Call, callers: number, warmupMs: number, measureMs
   let firstError: string | undefined
   const from = performance.now() + warmupMs
   const until = from + measureMs
+  if (measureMs > 0) setTimeout(() => { send({ type: 'window' }) }, warmupMs)
   let seq = 0
   let last = from
   const loop = async (caller: number): Promise<void> => {
@@ -122,7 +132,12 @@ async function sendLast (message: LoadMessage): Promise<void> {
   })
 }
 
-async function runPhases (job: LoadJob, callFor: (phase: Phase) => Call): Promise<void> {
+/** Settles with `settle` (each for an equal share of job.settleMs, nothing recorded), then measures the job's phases. */
+async function runPhases (job: LoadJob, settle: readonly Phase[], callFor: (phase: Phase) => Call): Promise<void> {
+  for (const phase of settle) {
+    const result = await measure(callFor(phase), phase.clients, job.settleMs / settle.length, 0)
+    if (result.errors > 0) throw new Error(`${result.errors} errors while settling with ${phase.op} x${phase.clients}: ${result.firstError ?? ''}`)
+  }
   for (const phase of job.phases) {
     const result = await measure(callFor(phase), phase.clients, job.warmupMs, job.measureMs)
     const row: Row = {
@@ -152,7 +167,7 @@ async function floor (job: LoadJob & { kind: 'floor' }): Promise<void> {
     // As kvTransport: a limiter per peer, and the same outbound stream limit.
     const limiter = new StreamLimiter(KV_MAX_OUTBOUND_STREAMS)
     const request = crypto.getRandomValues(new Uint8Array(job.valueBytes))
-    await runPhases(job, () => async () => {
+    await runPhases(job, [{ op: 'rpc', clients: 32 }], () => async () => {
       await rpcCall(libp2p, peer, FLOOR_PROTOCOL, request, bytesCodec, {
         timeoutMs: 15_000, maxBytes: FLOOR_MAX_BYTES, limiter, maxOutboundStreams: KV_MAX_OUTBOUND_STREAMS
       })
@@ -174,7 +189,7 @@ async function untilFormed (clients: readonly ShoalClient[], size: number, timeo
   for (;;) {
     const views = await Promise.all(clients.map(async c => {
       try {
-        return await c.admin('status') as NodeStatus
+        return await c.admin({ op: 'status' }) as NodeStatus
       } catch (err) {
         last = (err as Error).message
         return undefined
@@ -201,23 +216,28 @@ async function shoal (job: LoadJob & { kind: 'shoal' }): Promise<void> {
     let next = 0
     const clientFor = (): ShoalClient => clients[next++ % clients.length] as ShoalClient
     let run = 0
-    await runPhases(job, (phase) => {
+    await runPhases(job, [{ op: 'put', clients: 32 }, { op: 'get', clients: 32 }], (phase) => {
       const tag = `kv-${run++}-${phase.op}-${phase.clients}`
-      if (phase.op === 'put') {
+      if (phase.op === 'put' || phase.op === 'put-w1') {
+        const options = phase.op === 'put' ? {} : { w: 1 }
         return async (caller, seq) => {
           const key = `${tag}-${caller}-${seq}`
-          await clientFor().put(key, value)
+          await clientFor().put(key, value, options)
           written.push(key)
         }
       }
-      if (phase.op !== 'get') throw new Error(`shoal does not serve the ${phase.op} op`)
-      if (written.length === 0) throw new Error('a get phase needs a put phase before it')
-      let read = 0
+      if (phase.op === 'rpc') throw new Error('shoal does not serve the rpc op')
+      if (written.length === 0) throw new Error(`a ${phase.op} phase needs a put phase before it`)
+      let reads = 0
+      const op = phase.op
       return async () => {
-        const key = written[read++ % written.length] as string
-        const result = await clientFor().get(key)
+        const key = written[reads++ % written.length] as string
+        const client = clientFor()
+        // getLocal asks the client's first member, which need not hold the key: absent is an answer.
+        const result = op === 'read' ? await client.getLocal(key) : await client.get(key, op === 'get' ? {} : { r: 1 })
+        if (op === 'read' && result === undefined) return
         if (result?.siblings.length !== 1 || result.siblings[0]?.byteLength !== job.valueBytes) {
-          throw new Error(`read of ${key} returned ${result === undefined ? 'nothing' : `${result.siblings.length} siblings`}`)
+          throw new Error(`${op} of ${key} returned ${result === undefined ? 'nothing' : `${result.siblings.length} siblings`}`)
         }
       }
     })

@@ -7,7 +7,8 @@ interface Benchmark {
 }
 
 const benchmarks: Record<string, () => Promise<Benchmark>> = {
-  ring: async () => await import('./ring.ts')
+  ring: async () => await import('./ring.ts'),
+  kv: async () => await import('./kv.ts')
 }
 
 const [name, ...args] = process.argv.slice(2)
