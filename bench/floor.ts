@@ -1,15 +1,15 @@
 /**
  * The floor of the kv benchmark: a bare libp2p node on the transport stack Shoal uses (TCP, noise,
- * yamux with the same muxer limits as src/net/libp2p.ts) and one request/response protocol served
+ * yamux with Shoal's own muxer limits) and one request/response protocol served
  * with our own RpcServer and called with rpcCall, one request per stream as Shoal's kv protocol.
  * No identify, ping or gossipsub: what Shoal costs above this is Shoal's.
  */
 import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import type { Libp2p } from '@libp2p/interface'
+import { shoalMuxer } from '../src/net/libp2p.ts'
 import type { RpcCodec } from '../src/net/rpc.ts'
 
 export const FLOOR_PROTOCOL = '/shoal-bench/floor/1.0.0'
@@ -17,10 +17,6 @@ export const FLOOR_PROTOCOL = '/shoal-bench/floor/1.0.0'
 export const FLOOR_REPLY_BYTES = 1024
 /** Requests and replies are small: a bound well above both. */
 export const FLOOR_MAX_BYTES = 64 * 1024
-
-// The muxer limits of createShoalLibp2p (src/net/libp2p.ts), which does not export them.
-const MAX_MUXED_STREAMS = 4_096
-const MAX_EARLY_STREAMS = 512
 
 /** Frames are opaque bytes; a copy, because frames read from a socket may be pooled Buffers. */
 export const bytesCodec: RpcCodec<Uint8Array, Uint8Array> = { encode: b => b, decode: b => new Uint8Array(b) }
@@ -32,10 +28,6 @@ export async function createFloorLibp2p (listen: string[]): Promise<Libp2p> {
     addresses: { listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux({
-      maxInboundStreams: MAX_MUXED_STREAMS,
-      maxOutboundStreams: MAX_MUXED_STREAMS,
-      maxEarlyStreams: MAX_EARLY_STREAMS
-    })]
+    streamMuxers: [shoalMuxer()]
   })
 }
