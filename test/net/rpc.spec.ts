@@ -255,10 +255,11 @@ describe('request/response over real libp2p', function () {
 
   it('stop() aborts the streams still being served', async () => {
     const slow = deferred()
-    waiting.push(slow)
-    const { server, client, echo } = await echoPair({ handle: async (req) => { await slow.promise; return req } })
+    const arrived = deferred()
+    waiting.push(slow, arrived)
+    const { server, client, echo } = await echoPair({ handle: async (req) => { arrived.resolve(); await slow.promise; return req } })
     const pending = call(client, server.peerId, Uint8Array.of(1), 5000)
-    await new Promise(resolve => setTimeout(resolve, 50))
+    await arrived.promise
     await echo.stop()
     await assert.rejects(pending, { name: 'NoReplyError' })
   })

@@ -8,7 +8,7 @@ import type { Env } from '../../src/core/env.ts'
 import { Ring } from '../../src/core/ring.ts'
 
 /** One member alone: every request is coordinated and stored locally, nothing crosses a network. */
-function single (limits = {}): { coordinator: Coordinator, objects: Map<string, DvvSet> } {
+function single (limits = {}, members = ['solo']): { coordinator: Coordinator, objects: Map<string, DvvSet>, ring: Ring } {
   const objects = new Map<string, DvvSet>()
   const replica: LocalReplica = {
     actorId: 'a1',
@@ -26,12 +26,12 @@ function single (limits = {}): { coordinator: Coordinator, objects: Map<string, 
     }
   }
   const env: Env = { now: () => 1000, random: () => 0.5, setTimer: () => ({ cancel: () => {} }) }
-  const ring = new Ring([{ id: 'solo', weight: 1 }], { partitions: 16, n: 1 })
+  const ring = new Ring(members.map(id => ({ id, weight: 1 })), { partitions: 16, n: 1 })
   const coordinator = new Coordinator({
     self: 'solo', env, replica, ring: () => ring, isUp: () => true, r: 1, w: 1, limits,
     transport: async () => { throw new Error('no network in this test') }
   })
-  return { coordinator, objects }
+  return { coordinator, objects, ring }
 }
 
 const text = (o: DvvSet | undefined): string[] => o === undefined ? [] : values(o).map(v => new TextDecoder().decode(v)).sort()
@@ -70,6 +70,17 @@ describe('coordinator requests', () => {
     for (const v of ['a', 'b', 'c']) await coordinator.put(toBytes('busy'), toBytes(v))
     await assert.rejects(coordinator.put(toBytes('busy'), toBytes('d')), (err: Error) => err.name === 'TooManySiblingsError' && err.message.includes('"busy"'))
     assert.deepEqual(text(objects.get(bytesId(toBytes('busy')))), ['a', 'b', 'c'])
+  })
+
+  it('a forwarded put is refused by a member that does not own the key, and checked like any put', async () => {
+    const { coordinator, objects, ring } = single({ maxValueBytes: 8 }, ['solo', 'other'])
+    const key = [...Array(64).keys()].map(i => toBytes(`k${i}`)).find(k => ring.owners(ring.partitionOf(k))[0] === 'other')!
+    const mine = [...Array(64).keys()].map(i => toBytes(`k${i}`)).find(k => ring.owners(ring.partitionOf(k))[0] === 'solo')!
+    const refused = await coordinator.handle({ type: 'put', key, value: toBytes('v'), context: new Map(), forwarded: true })
+    assert.equal(refused.type === 'error' ? refused.name : refused.type, 'NotOwnerError')
+    const tooBig = await coordinator.handle({ type: 'put', key: mine, value: new Uint8Array(9), context: new Map(), forwarded: true })
+    assert.equal(tooBig.type === 'error' ? tooBig.name : tooBig.type, 'InvalidArgumentError')
+    assert.equal(objects.size, 0)
   })
 
   it('answers every request, bad ones with a typed error response instead of throwing', async () => {

@@ -110,17 +110,7 @@ export class Coordinator {
 
   /** Writes `value` (null: a delete's tombstone) replacing what `context` covers. Returns the new object. */
   async put (key: Uint8Array, value: Uint8Array | null, options: PutOptions = {}): Promise<DvvSet> {
-    this.checkKey(key)
-    if (value !== null && value.byteLength > this.limits.maxValueBytes) {
-      throw new InvalidArgumentError(`value is ${value.byteLength} bytes, the limit is ${this.limits.maxValueBytes}`)
-    }
-    const context = options.context ?? EMPTY_CONTEXT
-    const ring = this.ring()
-    const partition = ring.partitionOf(key)
-    const owners = ring.owners(partition)
-    const w = this.quorum('w', options.w ?? this.w, ring)
-    if (owners.includes(this.self)) return await this.coordinatePut(key, value, context, w, ring, partition)
-    return await this.forwardPut(owners, { type: 'put', key, value, context, w, forwarded: true })
+    return await this.write(key, value, options, false)
   }
 
   /** A quorum read: every replica's copy merged, or undefined when none has the key. */
@@ -164,17 +154,7 @@ export class Coordinator {
           return { type: 'written' }
         case 'put': {
           const options = { context: request.context, ...(request.w === undefined ? {} : { w: request.w }) }
-          if (request.forwarded !== true) return { type: 'put', object: await this.put(request.key, request.value, options) }
-          // Forwarded once at most: a node that is not an owner in its own view refuses, so two
-          // nodes with different views cannot bounce a request between them.
-          const ring = this.ring()
-          const partition = ring.partitionOf(request.key)
-          const owners = ring.owners(partition)
-          if (!owners.includes(this.self)) throw new NotOwnerError(`${this.self} is not in the preflist of this key`)
-          this.checkKey(request.key)
-          const w = this.quorum('w', request.w ?? this.w, ring)
-          const object = await this.coordinatePut(request.key, request.value, request.context, w, ring, partition)
-          return { type: 'put', object }
+          return { type: 'put', object: await this.write(request.key, request.value, options, request.forwarded === true) }
         }
         case 'get':
           return { type: 'get', object: await this.get(request.key, request.r === undefined ? {} : { r: request.r }) }
@@ -183,6 +163,26 @@ export class Coordinator {
       const e = err instanceof Error ? err : new Error(String(err))
       return { type: 'error', name: e.name, message: e.message }
     }
+  }
+
+  /**
+   * A put, coordinated here when this member owns the key, else forwarded once to an owner. A
+   * forwarded put is refused by a non-owner, so two members with different views of the ring
+   * cannot bounce it between them.
+   */
+  private async write (key: Uint8Array, value: Uint8Array | null, options: PutOptions, forwarded: boolean): Promise<DvvSet> {
+    this.checkKey(key)
+    if (value !== null && value.byteLength > this.limits.maxValueBytes) {
+      throw new InvalidArgumentError(`value is ${value.byteLength} bytes, the limit is ${this.limits.maxValueBytes}`)
+    }
+    const context = options.context ?? EMPTY_CONTEXT
+    const ring = this.ring()
+    const partition = ring.partitionOf(key)
+    const owners = ring.owners(partition)
+    const w = this.quorum('w', options.w ?? this.w, ring)
+    if (owners.includes(this.self)) return await this.coordinatePut(key, value, context, w, ring, partition)
+    if (forwarded) throw new NotOwnerError(`${this.self} is not in the preflist of this key`)
+    return await this.forwardPut(owners, { type: 'put', key, value, context, w, forwarded: true })
   }
 
   private async coordinatePut (key: Uint8Array, value: Uint8Array | null, context: VersionVector, w: number, ring: Ring, partition: number): Promise<DvvSet> {
