@@ -479,7 +479,7 @@ export function decodeAdminResponse (bytes: Uint8Array): AdminResponse {
 // over the same cursor. They mirror the private helpers of src/core/object-codec.ts.
 
 /** Runs a decoder; anything it throws that is not a MalformedDataError becomes one. */
-function decoding<T> (what: string, decode: () => T): T {
+export function decoding<T> (what: string, decode: () => T): T {
   try {
     return decode()
   } catch (err) {
@@ -493,7 +493,7 @@ function decoding<T> (what: string, decode: () => T): T {
  * Buffers, whose slice() is a view, not a copy: through a plain view, every slice() made while
  * decoding (here and in decodeObject) copies, so results never alias the frame.
  */
-function bounded (bytes: Uint8Array, max: number): Uint8Array {
+export function bounded (bytes: Uint8Array, max: number): Uint8Array {
   if (!(bytes instanceof Uint8Array)) throw new MalformedDataError('message is not bytes')
   if (bytes.length > max) throw new MalformedDataError(`message of ${bytes.length} bytes exceeds ${max}`)
   return plainBytes(bytes)
@@ -501,7 +501,7 @@ function bounded (bytes: Uint8Array, max: number): Uint8Array {
 
 
 /** At most `maxBytes` of UTF-8, cut at a character boundary. */
-function truncateUtf8 (text: string, maxBytes: number): string {
+export function truncateUtf8 (text: string, maxBytes: number): string {
   const bytes = utf8Encoder.encode(text)
   if (bytes.length <= maxBytes) return text
   let end = maxBytes

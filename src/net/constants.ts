@@ -2,6 +2,7 @@
  * Protocol ids, deadlines, stream limits and message bounds of Shoal's request/response protocols
  * (one request per stream, length-prefixed protobuf, see rpc.ts and codec.ts).
  */
+import { SYNC_LIMITS } from '../core/sync/messages.ts'
 
 export const KV_PROTOCOL = '/shoal/kv/1.0.0'
 export const MEMBERS_PROTOCOL = '/shoal/members/1.0.0'
@@ -49,3 +50,26 @@ export const MAX_KV_MESSAGE_BYTES = MAX_OBJECT_BYTES + 64 * 1024
 export const MAX_MEMBERS_MESSAGE_BYTES = 16 * 1024 * 1024
 /** Largest admin frame. */
 export const MAX_ADMIN_MESSAGE_BYTES = MAX_ADMIN_JSON_BYTES + 64 * 1024
+
+// Anti-entropy and handoff (sync.ts, sync-codec.ts): the same messages on two protocols, so a
+// burst of handoff pushes never takes the stream slots a Merkle exchange needs, and back.
+
+export const SYNC_PROTOCOL = '/shoal/sync/1.0.0'
+export const HANDOFF_PROTOCOL = '/shoal/handoff/1.0.0'
+
+/** A member runs a few exchanges at a time with each peer: libp2p's default inbound 32 is plenty. */
+export const SYNC_MAX_INBOUND_STREAMS = 32
+export const SYNC_MAX_OUTBOUND_STREAMS = 32
+export const HANDOFF_MAX_INBOUND_STREAMS = 32
+export const HANDOFF_MAX_OUTBOUND_STREAMS = 32
+
+/** Long enough to receive, merge and write a push of a full 4 MiB batch on a busy disk. */
+export const SYNC_TIMEOUT_MS = 30_000
+export const HANDOFF_TIMEOUT_MS = 30_000
+
+/**
+ * Largest sync or handoff frame either way: a batch of objects stops growing past
+ * SYNC_LIMITS.batchBytes, so the one object that crossed it may add up to MAX_OBJECT_BYTES; the
+ * slack covers keys and field overhead.
+ */
+export const MAX_SYNC_MESSAGE_BYTES = SYNC_LIMITS.batchBytes + MAX_OBJECT_BYTES + 1024 * 1024
