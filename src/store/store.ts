@@ -3,14 +3,15 @@ import { mkdir, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
 import type { BatchOperation } from 'level'
-import { bytesEqual, toHex } from '../core/bytes.ts'
+import { bytesEqual, bytesId, toHex } from '../core/bytes.ts'
 import { equals, decodeObject, encodeObject, merge as mergeObjects, objectDigest, EMPTY } from '../core/causality.ts'
 import type { DvvSet } from '../core/causality.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 import { keyHash, topBits } from '../core/hash.ts'
 import { plainBytes } from '../core/protobuf.ts'
 import { DEFAULT_PARTITIONS } from '../core/ring.ts'
-import { HASH_BYTES, MerkleTree, SEGMENTS } from '../core/merkle.ts'
+import { HASH_BYTES, MerkleTree, SEGMENTS, segmentOf } from '../core/merkle.ts'
+import type { KeyDigest } from '../core/sync/messages.ts'
 import {
   CorruptRecordError,
   DataDirectoryInUseError,
@@ -252,20 +253,157 @@ export class Store {
     return this.track(async () => this.withLock(partition, async () => copyTree(await this.rebuildLocked(partition))))
   }
 
-  /** Store a hint: an object held for `target` until it can be handed off. Merges into an existing hint. */
-  async putHint (target: string, key: Uint8Array, obj: DvvSet): Promise<void> {
+  /**
+   * Store a hint: an object held for `target` until it can be handed off. Merges into an existing
+   * hint. Returns true when the (target, key) hint is new, false when one was there already.
+   */
+  async putHint (target: string, key: Uint8Array, obj: DvvSet): Promise<boolean> {
     const stored = hintKey(target, key)
     const partition = this.partitionOf(key)
-    await this.track(async () => this.withLock(partition, async () => {
+    return this.track(async () => this.withLock(partition, async () => {
       const raw = await this.hintRecords.get(stored)
       let next = obj
       if (raw !== undefined) {
         const current = decode(raw)
-        if (current instanceof Error) throw corruptHint(target, key, partition, current)
-        next = mergeObjects(current, obj)
-        if (equals(current, next)) return
+        // A corrupt hint is replaced: the copy that just arrived is the best there is.
+        if (!(current instanceof Error)) {
+          next = mergeObjects(current, obj)
+          if (equals(current, next)) return false
+        }
       }
       await this.db.batch([{ type: 'put', sublevel: this.hintRecords, key: stored, value: encodeObject(next) }], this.writeOptions)
+      return raw === undefined
+    }))
+  }
+
+  /** The targets that have hints waiting, in order (one seek per target, not a scan of every hint). */
+  async hintTargets (): Promise<string[]> {
+    return this.track(async () => {
+      const targets: string[] = []
+      const iterator = this.hintRecords.keys()
+      try {
+        let stored = await iterator.next()
+        while (stored !== undefined) {
+          const parsed = parseHintKey(stored)
+          if (parsed === undefined) {
+            // A malformed record: step past it.
+            const after = new Uint8Array(stored.length + 1)
+            after.set(stored)
+            iterator.seek(after)
+          } else {
+            targets.push(parsed.target)
+            const range = prefixRange(hintPrefix(parsed.target))
+            if (range.lt === undefined) break
+            iterator.seek(range.lt)
+          }
+          stored = await iterator.next()
+        }
+      } finally {
+        await iterator.close()
+      }
+      return targets
+    })
+  }
+
+  /**
+   * For each of `keys` (by bytesId), the digests of every hint held for it, whatever its target.
+   * Scans all hints: meant for batches of keys, not one key at a time.
+   */
+  async hintDigests (keys: readonly Uint8Array[]): Promise<Map<string, Uint8Array[]>> {
+    const wanted = new Set(keys.map(k => bytesId(k)))
+    const found = new Map<string, Uint8Array[]>()
+    for await (const hint of this.hints()) {
+      const id = bytesId(hint.key)
+      if (!wanted.has(id)) continue
+      let list = found.get(id)
+      if (list === undefined) found.set(id, list = [])
+      list.push(objectDigest(hint.object))
+    }
+    return found
+  }
+
+  /** The partitions that hold at least one object, ascending (one seek per partition held). */
+  async heldPartitions (): Promise<number[]> {
+    return this.track(async () => {
+      const held: number[] = []
+      const iterator = this.objects.keys()
+      try {
+        let stored = await iterator.next()
+        while (stored !== undefined) {
+          const partition = stored.length >= 2 ? (stored[0]! << 8) | stored[1]! : 0
+          if (stored.length >= 2 && partition < this.partitions) held.push(partition)
+          if (partition + 1 >= MAX_PARTITIONS) break
+          iterator.seek(u16(partition + 1))
+          stored = await iterator.next()
+        }
+      } finally {
+        await iterator.close()
+      }
+      return held
+    })
+  }
+
+  /**
+   * The keys of one partition that fall in `segments` (Merkle leaves), with the digests of their
+   * objects: what an anti-entropy exchange compares. Corrupt records go to `onCorrupt`.
+   */
+  async segmentKeys (partition: number, segments: readonly number[]): Promise<KeyDigest[]> {
+    this.checkPartition(partition)
+    const wanted = new Set(segments)
+    return this.track(async () => {
+      const out: KeyDigest[] = []
+      for await (const { key, object } of this.scanObjects(partition, this.onCorrupt)) {
+        if (wanted.has(segmentOf(key))) out.push({ key, digest: objectDigest(object) })
+      }
+      return out
+    })
+  }
+
+  /**
+   * Delete a key's object, with its Merkle segment in the same batch, if its digest is still
+   * `digest`: a handed-off copy or a purged tombstone, unless a write changed it meanwhile.
+   * Returns whether it was deleted.
+   */
+  async removeIfUnchanged (key: Uint8Array, digest: Uint8Array): Promise<boolean> {
+    const partition = this.partitionOf(key)
+    return this.track(async () => this.withLock(partition, async () => {
+      const current = await this.readObject(partition, key)
+      if (current === undefined) return false
+      const currentDigest = objectDigest(current)
+      if (!bytesEqual(currentDigest, digest)) return false
+      const tree = await this.loadTree(partition)
+      const segment = tree.update(key, currentDigest, undefined)
+      const hash = tree.segment(segment)
+      try {
+        await this.db.batch([
+          { type: 'del', sublevel: this.objects, key: objectKey(partition, key) },
+          isZero(hash)
+            ? { type: 'del', sublevel: this.treeSegments, key: segmentKey(partition, segment) }
+            : { type: 'put', sublevel: this.treeSegments, key: segmentKey(partition, segment), value: hash }
+        ], this.writeOptions)
+      } catch (err) {
+        tree.update(key, undefined, currentDigest)
+        throw err
+      }
+      return true
+    }))
+  }
+
+  /**
+   * Rebuild the partition's tree from its objects if the stored one does not match them (missing
+   * segments, a crash of an older version, a disk fault). Returns whether it had to.
+   */
+  async verifyTree (partition: number): Promise<boolean> {
+    this.checkPartition(partition)
+    return this.track(async () => this.withLock(partition, async () => {
+      const stored = copyTree(await this.loadTree(partition))
+      const fresh = new MerkleTree()
+      for await (const { key, object } of this.scanObjects(partition, this.onCorrupt)) {
+        fresh.update(key, undefined, objectDigest(object))
+      }
+      if (stored.equals(fresh)) return false
+      await this.rebuildLocked(partition)
+      return true
     }))
   }
 
