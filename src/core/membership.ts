@@ -176,12 +176,13 @@ export class MemberTable {
   }
 
   /**
-   * The members that own partitions, status 'up' or 'leaving' (a leaving member serves until its
-   * data has moved), shaped for the ring and sorted by id.
+   * The members that own partitions, status 'up', shaped for the ring and sorted by id. A leaving
+   * member owns nothing: the ring moves its partitions at once, and it hands their data to the
+   * new owners while it still answers (Riak's "future ring").
    */
   ringMembers (): Array<{ id: string, weight: number }> {
     return this.all()
-      .filter(r => r.status === 'up' || r.status === 'leaving')
+      .filter(r => r.status === 'up')
       .map(r => ({ id: r.id, weight: r.weight }))
   }
 }

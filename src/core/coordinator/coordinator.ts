@@ -19,6 +19,11 @@ export interface LocalReplica {
   /** Read-modify-write of one key, atomic with respect to other writes of that key. */
   modify: (key: Uint8Array, fn: (current: DvvSet | undefined) => DvvSet | undefined) => Promise<DvvSet | undefined>
   merge: (key: Uint8Array, incoming: DvvSet) => Promise<{ object: DvvSet, changed: boolean }>
+  /**
+   * Keep a copy for `target`, a primary that was down (hinted handoff). True when the hint is
+   * new, false when it merged into one held already.
+   */
+  putHint: (target: string, key: Uint8Array, object: DvvSet) => Promise<boolean>
 }
 
 export interface Limits {
@@ -51,8 +56,15 @@ export interface CoordinatorInit {
   readonly r?: number
   readonly w?: number
   readonly timeoutMs?: number
+  /** Sloppy quorum: a down primary's copy goes to the next live fallback with a hint. Default true. */
   readonly sloppy?: boolean
+  /** Write the merged object back to replicas a read found stale. Default true. */
+  readonly readRepair?: boolean
   readonly limits?: Partial<Limits>
+  /** Told each hint stored here for another member, to hand it off later. */
+  readonly onHint?: (target: string, created: boolean) => void
+  /** Told how long each put and get coordinated here took, in ms (admission control). */
+  readonly onLatency?: (ms: number) => void
 }
 
 export interface PutOptions {
@@ -91,6 +103,9 @@ export class Coordinator {
   private readonly w: number
   private readonly timeoutMs: number
   private readonly sloppy: boolean
+  private readonly readRepair: boolean
+  private readonly onHint: (target: string, created: boolean) => void
+  private readonly onLatency: (ms: number) => void
   readonly limits: Limits
 
   constructor (init: CoordinatorInit) {
@@ -104,17 +119,24 @@ export class Coordinator {
     this.r = init.r ?? 2
     this.w = init.w ?? 2
     this.timeoutMs = init.timeoutMs ?? DEFAULT_TIMEOUT_MS
-    this.sloppy = init.sloppy ?? false
+    this.sloppy = init.sloppy ?? true
+    this.readRepair = init.readRepair ?? true
+    this.onHint = init.onHint ?? (() => {})
+    this.onLatency = init.onLatency ?? (() => {})
     this.limits = { ...DEFAULT_LIMITS, ...init.limits }
   }
 
   /** Writes `value` (null: a delete's tombstone) replacing what `context` covers. Returns the new object. */
   async put (key: Uint8Array, value: Uint8Array | null, options: PutOptions = {}): Promise<DvvSet> {
-    return await this.write(key, value, options, false)
+    return await this.timed(this.write(key, value, options, false))
   }
 
   /** A quorum read: every replica's copy merged, or undefined when none has the key. */
   async get (key: Uint8Array, options: GetOptions = {}): Promise<DvvSet | undefined> {
+    return await this.timed(this.read(key, options))
+  }
+
+  private async read (key: Uint8Array, options: GetOptions): Promise<DvvSet | undefined> {
     this.checkKey(key)
     const ring = this.ring()
     const replicas = ring.owners(ring.partitionOf(key))
@@ -130,7 +152,7 @@ export class Coordinator {
     }
     await done.answered
     // Read repair once every replica has answered (or the deadline passed), off the request path.
-    void done.settled.then(() => { this.repair(key, core) })
+    if (this.readRepair) void done.settled.then(() => { this.repair(key, core) })
 
     const outcome = core.outcome()
     if (!outcome.done || !outcome.ok) throw undecided(outcome)
@@ -150,11 +172,11 @@ export class Coordinator {
         case 'read':
           return { type: 'read', object: await this.replica.get(request.key) }
         case 'write':
-          await this.replica.merge(request.key, request.object)
+          await this.storeCopy(request.key, request.object, request.hintFor)
           return { type: 'written' }
         case 'put': {
           const options = { context: request.context, ...(request.w === undefined ? {} : { w: request.w }) }
-          return { type: 'put', object: await this.write(request.key, request.value, options, request.forwarded === true) }
+          return { type: 'put', object: await this.timed(this.write(request.key, request.value, options, request.forwarded === true)) }
         }
         case 'get':
           return { type: 'get', object: await this.get(request.key, request.r === undefined ? {} : { r: request.r }) }
@@ -163,6 +185,23 @@ export class Coordinator {
       const e = err instanceof Error ? err : new Error(String(err))
       return { type: 'error', name: e.name, message: e.message }
     }
+  }
+
+  /**
+   * A replica write. A hinted copy is kept as a hint for its primary, not as this member's own
+   * data (it owns none of the key), unless the ring has made this member an owner meanwhile.
+   */
+  private async storeCopy (key: Uint8Array, object: DvvSet, hintFor: string | undefined): Promise<void> {
+    if (hintFor === undefined || hintFor === this.self) {
+      await this.replica.merge(key, object)
+      return
+    }
+    const ring = this.ring()
+    if (ring.owners(ring.partitionOf(key)).includes(this.self)) {
+      await this.replica.merge(key, object)
+      return
+    }
+    this.onHint(hintFor, await this.replica.putHint(hintFor, key, object))
   }
 
   /**
@@ -244,6 +283,16 @@ export class Coordinator {
       }
     }
     throw new UnavailableError(`no member of the key's preflist could coordinate the write (${failures.join('; ')})`)
+  }
+
+  /** Reports how long a foreground request took, failed or not. */
+  private async timed<T> (request: Promise<T>): Promise<T> {
+    const started = this.env.now()
+    try {
+      return await request
+    } finally {
+      this.onLatency(this.env.now() - started)
+    }
   }
 
   private async readReplica (member: string, key: Uint8Array): Promise<DvvSet | undefined> {
