@@ -3,10 +3,18 @@ import { decodeContext, encodeContext, isDeleted, values } from './core/causalit
 import type { DvvSet, VersionVector } from './core/causality.ts'
 import { Coordinator, DEFAULT_TIMEOUT_MS, SERVE_DEADLINES } from './core/coordinator/coordinator.ts'
 import type { Env } from './core/env.ts'
-import { InvalidArgumentError, MalformedDataError } from './core/errors.ts'
+import { InvalidArgumentError, MalformedDataError, UnavailableError, remoteError } from './core/errors.ts'
 import { MembershipAgent } from './core/membership-agent.ts'
 import type { MemberRecord } from './core/membership.ts'
 import { DEFAULT_N, DEFAULT_PARTITIONS } from './core/ring.ts'
+import { AntiEntropy } from './core/sync/anti-entropy.ts'
+import type { ExchangeResult } from './core/sync/exchange.ts'
+import { OwnershipHandoff } from './core/sync/handoff.ts'
+import { HintedHandoff } from './core/sync/hints.ts'
+import { LatencyMonitor } from './core/sync/load.ts'
+import type { SyncChannel, SyncRequest, SyncResponse, SyncTransport } from './core/sync/messages.ts'
+import { TombstoneReaper } from './core/sync/reaper.ts'
+import { serveSync } from './core/sync/serve.ts'
 import { AdminServer } from './net/admin.ts'
 import { decodeHeartbeat, decodeMemberList, encodeHeartbeat, encodeMemberList } from './net/codec.ts'
 import { Discovery } from './net/discovery.ts'
@@ -15,6 +23,7 @@ import { KvServer, kvTransport } from './net/kv.ts'
 import { createShoalLibp2p } from './net/libp2p.ts'
 import type { ShoalLibp2p } from './net/libp2p.ts'
 import { MembersServer, pullMembers } from './net/members.ts'
+import { SyncServer, syncTransport } from './net/sync.ts'
 import { loadOrCreateIdentity } from './store/identity.ts'
 import { Store } from './store/store.ts'
 
@@ -44,6 +53,22 @@ export interface NodeOptions {
   readonly timeoutMs?: number
   /** Largest value accepted, in bytes: default 1 MiB, at most 16 MiB. */
   readonly maxValueBytes?: number
+  /** Write a down primary's copy to a fallback with a hint (sloppy quorum). Default true. */
+  readonly sloppyQuorum?: boolean
+  /** Repair stale replicas after a read. Default true. */
+  readonly readRepair?: boolean
+  /** How often hints are offered to their targets, in ms; 0 turns hinted handoff off. Default 1000. */
+  readonly hintIntervalMs?: number
+  /** Between anti-entropy exchanges, in ms; 0 turns anti-entropy off. Default 10,000. */
+  readonly antiEntropyIntervalMs?: number
+  /** How often partitions this node no longer owns are handed off, in ms; 0 turns it off. Default 5000. */
+  readonly handoffIntervalMs?: number
+  /** How long a tombstone is kept at least, in ms. Default 1 hour. */
+  readonly tombstoneGraceMs?: number
+  /** Between tombstone purge rounds, in ms; 0 turns purging off. Default 30,000. */
+  readonly reaperIntervalMs?: number
+  /** Called once this node has left the cluster (after `leave` handed everything off). */
+  readonly onLeft?: () => void
 }
 
 export interface PutResult {
@@ -81,8 +106,33 @@ export interface NodeStatus {
   readonly peerId: string
   readonly cluster: string
   readonly addrs: readonly string[]
+  /** This node's own state: 'leaving' while it hands its data off, 'left' after. */
+  readonly state: MemberState
   readonly members: readonly MemberStatus[]
+  /** Hints held here for members that were down. */
   readonly hintsPending: number
+  /** Hints handed to their members since start. */
+  readonly hintsDelivered: number
+  readonly antiEntropy: {
+    readonly exchanges: number
+    readonly failed: number
+    readonly deferred: number
+    readonly keysRepaired: number
+    /** Bytes of anti-entropy requests sent and replies received since start. */
+    readonly bytesSent: number
+    readonly bytesReceived: number
+    readonly treesVerified: number
+    readonly treesRebuilt: number
+    readonly intervalMs: number
+  }
+  readonly handoff: {
+    /** Partitions held here that others now own, still to hand off. */
+    readonly pending: number
+    readonly partitions: number
+    readonly keysSent: number
+    readonly keysDropped: number
+  }
+  readonly tombstones: { readonly purged: number, readonly kept: number }
 }
 
 /** The key-value operations a node and a client peer share. */
@@ -94,6 +144,8 @@ export interface KeyValue {
 }
 
 const MAX_VALUE_LIMIT = 16 * 1024 * 1024
+/** A sync request may carry a 4 MiB batch of objects to merge: longer than a kv request. */
+const SYNC_DEADLINE_MS = 30_000
 const MEMBERS_META = 'members'
 
 /** The real world, for the core: wall-clock time (sibling timestamps), Math.random, unref'd timers. */
@@ -130,7 +182,15 @@ export class ShoalNode implements KeyValue {
   private readonly discovery: Discovery
   private readonly servers: Array<{ start: () => Promise<void>, stop: () => Promise<void> }>
   private readonly timeoutMs: number
-  private hintsPending = 0
+  private readonly options: NodeOptions
+  private readonly latency = new LatencyMonitor()
+  private readonly hinted: HintedHandoff
+  private readonly antiEntropy: AntiEntropy
+  private readonly handoff: OwnershipHandoff
+  private readonly reaper: TombstoneReaper
+  private readonly syncBytes = { sent: 0, received: 0 }
+  private readonly abort = new AbortController()
+  private leaving: Promise<NodeStatus> | undefined
   private persisting: Promise<void> = Promise.resolve()
   private stopped = false
 
@@ -143,6 +203,7 @@ export class ShoalNode implements KeyValue {
     this.peerId = libp2p.peerId.toString()
     this.cluster = options.cluster ?? DEFAULT_CLUSTER
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    this.options = options
     const n = options.n ?? DEFAULT_N
     const maxValueBytes = options.maxValueBytes ?? 1024 * 1024
 
@@ -184,14 +245,48 @@ export class ShoalNode implements KeyValue {
       w: options.w,
       timeoutMs: this.timeoutMs,
       limits: { maxValueBytes },
-      transport: kvTransport(libp2p)
+      transport: kvTransport(libp2p, { signal: this.abort.signal }),
+      sloppy: options.sloppyQuorum ?? true,
+      readRepair: options.readRepair ?? true,
+      onHint: (target, created) => { this.hinted.stored(target, created) },
+      onLatency: (ms) => { this.latency.record(ms, Date.now()) }
+    })
+    const transport = syncTransport(libp2p, {
+      signal: this.abort.signal,
+      onBytes: (sent, received) => {
+        this.syncBytes.sent += sent
+        this.syncBytes.received += received
+      }
+    })
+    const worker = {
+      self: this.peerId,
+      env: realEnv,
+      replica: store,
+      ring: () => this.agent.ring(),
+      isUp: (member: string) => this.agent.isUp(member),
+      call: async (member: string, request: SyncRequest, channel: SyncChannel) => await this.syncCall(transport, member, request, channel)
+    }
+    this.hinted = new HintedHandoff({ ...worker, intervalMs: options.hintIntervalMs || 1000 })
+    this.antiEntropy = new AntiEntropy({
+      ...worker,
+      intervalMs: options.antiEntropyIntervalMs || 10_000,
+      busy: () => this.latency.busy(Date.now())
+    })
+    this.handoff = new OwnershipHandoff({ ...worker, intervalMs: options.handoffIntervalMs || 5000 })
+    this.reaper = new TombstoneReaper({
+      ...worker,
+      members: () => this.agent.records().filter(r => r.status !== 'left').map(r => r.id),
+      graceMs: options.tombstoneGraceMs ?? 3_600_000,
+      intervalMs: options.reaperIntervalMs || 30_000
     })
     this.servers = [
       new KvServer(libp2p, { handle: async (request) => await this.coordinator.handle(request), timeoutMs: SERVE_DEADLINES * this.timeoutMs }),
       new MembersServer(libp2p, { records: () => this.agent.records() }),
+      new SyncServer(libp2p, { handle: async (request) => await serveSync(store, request) }),
       new AdminServer(libp2p, {
         handle: async ({ op, member }) => {
-          if (op === 'leave') return await this.leave()
+          // An operator's leave returns at once; `shoal leave` follows it through status.
+          if (op === 'leave') return this.startLeave()
           if (op === 'remove') return this.remove(member ?? '')
           return this.status()
         }
@@ -242,6 +337,12 @@ export class ShoalNode implements KeyValue {
     await this.coordinator.put(toBytes(key), null, writeOptions(options))
   }
 
+  /** The members that own a key (its preference list's primaries, best first), in this node's view. */
+  owners (key: string | Uint8Array): string[] {
+    const ring = this.agent.ring()
+    return [...ring.owners(ring.partitionOf(toBytes(key)))]
+  }
+
   /** This node's own copy of a key: no quorum, no repair. */
   async getLocal (key: string | Uint8Array): Promise<GetResult | undefined> {
     return readResult(await this.coordinator.readLocal(toBytes(key)))
@@ -255,13 +356,88 @@ export class ShoalNode implements KeyValue {
       addrs: record.addrs,
       partitions: ring.replicaCount(record.id)
     }))
-    return { peerId: this.peerId, cluster: this.cluster, addrs: this.addrs, members, hintsPending: this.hintsPending }
+    const own = this.agent.member(this.peerId)?.status
+    const ae = this.antiEntropy.stats
+    return {
+      peerId: this.peerId,
+      cluster: this.cluster,
+      addrs: this.addrs,
+      state: own === 'leaving' || own === 'left' ? own : 'up',
+      members,
+      hintsPending: this.hinted.stats.pending,
+      hintsDelivered: this.hinted.stats.delivered,
+      antiEntropy: {
+        exchanges: ae.exchanges,
+        failed: ae.failed,
+        deferred: ae.deferred,
+        keysRepaired: ae.keysRepaired,
+        bytesSent: this.syncBytes.sent,
+        bytesReceived: this.syncBytes.received,
+        treesVerified: ae.treesVerified,
+        treesRebuilt: ae.treesRebuilt,
+        intervalMs: ae.intervalMs
+      },
+      handoff: { ...this.handoff.stats },
+      tombstones: { ...this.reaper.stats }
+    }
   }
 
-  /** Leaves the ring: the others stop routing to this member. Its data stays on disk. */
+  /**
+   * Leaves the cluster: this member stops owning partitions at once (the others route to the new
+   * owners), hands every partition and hint it holds to their owners, drops each only once they
+   * acknowledged it, and then announces that it left. Resolves when it has: from then on it holds
+   * nothing anyone else lacks, and can be stopped.
+   * @throws UnavailableError if it is the last member: nobody could take its data
+   */
   async leave (): Promise<NodeStatus> {
-    this.agent.announce({ status: 'left' })
+    this.startLeave()
+    return await (this.leaving as Promise<NodeStatus>)
+  }
+
+  /** Starts leaving (once) and returns the status as it stands. */
+  private startLeave (): NodeStatus {
+    if (this.leaving === undefined) {
+      const others = this.agent.records().filter(r => r.id !== this.peerId && r.status === 'up')
+      if (others.length === 0) throw new UnavailableError('the last member cannot leave: nobody would hold its data')
+      this.agent.announce({ status: 'leaving' })
+      this.hinted.setLeaving()
+      this.leaving = this.handOffEverything()
+      this.leaving.catch(() => {})
+    }
     return this.status()
+  }
+
+  private async handOffEverything (): Promise<NodeStatus> {
+    while (!this.stopped) {
+      const partitions = await this.handoff.runNow()
+      await this.hinted.runNow()
+      if (partitions === 0 && this.hinted.stats.pending === 0 && (await this.store.heldPartitions()).length === 0) {
+        this.agent.announce({ status: 'left' })
+        this.options.onLeft?.()
+        return this.status()
+      }
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+    throw new UnavailableError('the node stopped before it finished leaving')
+  }
+
+  /**
+   * One anti-entropy exchange with every live member sharing partitions with this one, now (for
+   * operators, tests and benchmarks; the background runs them on its own).
+   */
+  async syncNow (): Promise<ExchangeResult> {
+    return await this.antiEntropy.runNow()
+  }
+
+  /** Hand off hints and partitions others own, now; resolves with the partitions still to go. */
+  async handoffNow (): Promise<number> {
+    await this.hinted.runNow()
+    return await this.handoff.runNow()
+  }
+
+  /** One tombstone purge round now. */
+  async purgeNow (): Promise<void> {
+    await this.reaper.runNow()
   }
 
   /**
@@ -276,6 +452,8 @@ export class ShoalNode implements KeyValue {
   async stop (): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    for (const worker of [this.hinted, this.antiEntropy, this.handoff, this.reaper]) worker.stop()
+    this.abort.abort(new UnavailableError('the node is stopping'))
     this.agent.stop()
     this.discovery.stop()
     this.gossip.stop()
@@ -286,12 +464,30 @@ export class ShoalNode implements KeyValue {
   }
 
   private async start (): Promise<void> {
-    this.hintsPending = await this.store.hintCount()
     for (const server of this.servers) await server.start()
     this.gossip.start()
     this.discovery.start()
     for (const record of this.agent.records()) if (record.id !== this.peerId) this.discovery.dialMember(record.id, record.addrs)
     this.agent.start()
+    const intervals = this.options
+    if (intervals.hintIntervalMs !== 0) this.hinted.start()
+    if (intervals.antiEntropyIntervalMs !== 0) this.antiEntropy.start()
+    if (intervals.handoffIntervalMs !== 0) this.handoff.start()
+    if (intervals.reaperIntervalMs !== 0) this.reaper.start()
+  }
+
+  /** A sync request with its deadline, feeding the failure detector like kv requests do. */
+  private async syncCall (transport: SyncTransport, member: string, request: SyncRequest, channel: SyncChannel): Promise<SyncResponse> {
+    let response: SyncResponse
+    try {
+      response = await transport(member, request, SYNC_DEADLINE_MS, channel)
+    } catch (err) {
+      this.agent.observe(member, false)
+      throw err
+    }
+    this.agent.observe(member, true)
+    if (response.type === 'error') throw remoteError(response.name, response.message)
+    return response
   }
 
   /** New or changed members: dial them (a mesh, not a star) and keep the table for the next start. */
@@ -326,6 +522,12 @@ function validateOptions (options: NodeOptions): void {
   if (!Number.isInteger(max) || max < 1 || max > MAX_VALUE_LIMIT) throw new InvalidArgumentError(`maxValueBytes must be 1..${MAX_VALUE_LIMIT}, got ${max}`)
   const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
   if (!Number.isFinite(timeout) || timeout <= 0) throw new InvalidArgumentError(`timeoutMs must be a positive number, got ${timeout}`)
+  for (const name of ['hintIntervalMs', 'antiEntropyIntervalMs', 'handoffIntervalMs', 'tombstoneGraceMs', 'reaperIntervalMs'] as const) {
+    const value = options[name]
+    if (value !== undefined && (!Number.isFinite(value) || value < 0 || value > 2 ** 31 - 1)) {
+      throw new InvalidArgumentError(`${name} must be a number of ms from 0 to ${2 ** 31 - 1}, got ${value}`)
+    }
+  }
   const cluster = options.cluster ?? DEFAULT_CLUSTER
   if (typeof cluster !== 'string' || !/^[\w.-]{1,64}$/.test(cluster)) throw new InvalidArgumentError(`cluster must be 1 to 64 letters, digits, '.', '_' or '-', got ${JSON.stringify(cluster)}`)
 }

@@ -12,6 +12,8 @@ import type { GetResult, NodeStatus, ShoalNode } from '../node.ts'
 export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const
 
 const DEFAULT_DATA = './shoal-data'
+/** The longest interval or grace period a flag takes: about 24 days, the most a timer holds. */
+const MAX_INTERVAL_MS = 2 ** 31 - 1
 
 /** A usage error: one line and the usage, exit 2, nothing sent. */
 class UsageError extends Error {
@@ -44,9 +46,12 @@ interface Args {
 
 const COMMANDS: Record<string, Command> = {
   start: {
-    synopsis: 'start [--data DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--cluster NAME] [--mdns | --no-mdns] [--n 3] [--r 2] [--w 2] [--weight 1] [--json]',
-    summary: 'run a node until SIGINT or SIGTERM',
+    synopsis: 'start [--data DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--cluster NAME] [--mdns | --no-mdns] [--n 3] [--r 2] [--w 2] [--weight 1] [--anti-entropy-interval MS] [--handoff-interval MS] [--tombstone-grace MS] [--json]',
+    summary: 'run a node until SIGINT or SIGTERM, or until it has left the cluster',
     options: {
+      'anti-entropy-interval': { type: 'string' },
+      'handoff-interval': { type: 'string' },
+      'tombstone-grace': { type: 'string' },
       listen: { type: 'string', multiple: true },
       bootstrap: { type: 'string', multiple: true },
       mdns: { type: 'boolean' },
@@ -88,9 +93,9 @@ const COMMANDS: Record<string, Command> = {
     run: status
   },
   leave: {
-    synopsis: 'leave',
-    summary: 'take this node out of the ring',
-    options: {},
+    synopsis: 'leave [--wait MS]',
+    summary: 'hand this node\'s data to the others and take it out of the ring (waits until done)',
+    options: { wait: { type: 'string' } },
     positionals: [0, 0],
     run: leave
   },
@@ -177,6 +182,8 @@ async function start (args: Args): Promise<number> {
   // With nobody to bootstrap from, a node looks for its cluster on the LAN.
   const mdns = flag(args, 'mdns') || (!flag(args, 'no-mdns') && bootstrap.length === 0)
   const n = int(args, 'n', 1, 16)
+  let left!: () => void
+  const hasLeft = new Promise<void>(resolve => { left = resolve })
   const node = await createNode({
     dataDir,
     listen: list(args, 'listen').length > 0 ? list(args, 'listen') : ['/ip4/0.0.0.0/tcp/0'],
@@ -187,14 +194,21 @@ async function start (args: Args): Promise<number> {
     ...optional('r', int(args, 'r', 1, n ?? 3)),
     ...optional('w', int(args, 'w', 1, n ?? 3)),
     ...optional('weight', number(args, 'weight')),
-    ...optional('timeoutMs', int(args, 'timeout', 1, 600_000))
+    ...optional('timeoutMs', int(args, 'timeout', 1, 600_000)),
+    ...optional('antiEntropyIntervalMs', int(args, 'anti-entropy-interval', 0, MAX_INTERVAL_MS)),
+    ...optional('handoffIntervalMs', int(args, 'handoff-interval', 0, MAX_INTERVAL_MS)),
+    ...optional('tombstoneGraceMs', int(args, 'tombstone-grace', 0, MAX_INTERVAL_MS)),
+    onLeft: () => { left() }
   })
   const info = { peerId: node.peerId, addrs: node.addrs }
   await writeNodeJson(dataDir, info)
   if (flag(args, 'json')) console.log(JSON.stringify(info))
   else console.log(`shoal node ${node.peerId}\n${node.addrs.map(a => `  listening on ${a}`).join('\n')}\n  data in ${dataDir}, cluster ${node.cluster}${mdns ? ', mDNS on' : ''}`)
-  await untilSignal()
+  const why = await Promise.race([untilSignal().then(() => 'signal'), hasLeft.then(() => 'left')])
+  // A node that left lingers a moment so its last heartbeat carries the news.
+  if (why === 'left') await new Promise(resolve => setTimeout(resolve, 2000))
   await node.stop()
+  if (why === 'left') console.error(`shoal node ${node.peerId} left the cluster`)
   return EXIT.ok
 }
 
@@ -242,10 +256,30 @@ async function status (args: Args): Promise<number> {
   })
 }
 
+/**
+ * Starts the node's leave, then follows it by status until the node reports it left: by then it
+ * has handed every partition and hint to their owners.
+ */
 async function leave (args: Args): Promise<number> {
+  const wait = int(args, 'wait', 1, 24 * 3_600_000) ?? 600_000
   return await withClient(args, async client => {
-    const result = await client.admin({ op: 'leave' }) as NodeStatus
-    console.log(flag(args, 'json') ? JSON.stringify({ ok: true, peerId: result.peerId }) : `${result.peerId} left the ring`)
+    let result = await client.admin({ op: 'leave' }) as NodeStatus
+    const deadline = Date.now() + wait
+    while (result.state !== 'left') {
+      if (Date.now() > deadline) {
+        console.error(`shoal leave: still leaving after ${wait} ms (${result.handoff.pending} partitions and ${result.hintsPending} hints to hand off); it goes on in the background`)
+        return EXIT.failed
+      }
+      await new Promise(resolve => setTimeout(resolve, 250))
+      try {
+        result = await client.admin({ op: 'status' }) as NodeStatus
+      } catch (err) {
+        // The node exits once it has left: a node gone after saying 'leaving' is done.
+        if ((err as Error).name === 'UnreachableError' || (err as Error).name === 'NoReplyError') break
+        throw err
+      }
+    }
+    console.log(flag(args, 'json') ? JSON.stringify({ ok: true, peerId: result.peerId }) : `${result.peerId} handed off its data and left the cluster`)
     return EXIT.ok
   })
 }
@@ -343,7 +377,16 @@ function statusTable (s: NodeStatus): string {
   const header = ['STATE', 'PEER', 'PARTITIONS', 'ADDRESS']
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] ?? '').length)))
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()
-  return [`cluster ${s.cluster}, seen from ${s.peerId}`, line(header), ...rows.map(line), `hints pending: ${s.hintsPending}`].join('\n')
+  const ae = s.antiEntropy
+  return [
+    `cluster ${s.cluster}, seen from ${s.peerId} (${s.state})`,
+    line(header),
+    ...rows.map(line),
+    `hints: ${s.hintsPending} pending, ${s.hintsDelivered} delivered`,
+    `anti-entropy: ${ae.exchanges} exchanges, ${ae.keysRepaired} keys repaired, ${ae.bytesSent} bytes sent`,
+    `handoff: ${s.handoff.pending} partitions pending, ${s.handoff.partitions} handed off`,
+    `tombstones purged: ${s.tombstones.purged}`
+  ].join('\n')
 }
 
 async function writeNodeJson (dataDir: string, info: { peerId: string, addrs: string[] }): Promise<void> {
