@@ -324,23 +324,12 @@ export class Store {
 
   /** The partitions that hold at least one object, ascending (one seek per partition held). */
   async heldPartitions (): Promise<number[]> {
-    return this.track(async () => {
-      const held: number[] = []
-      const iterator = this.objects.keys()
-      try {
-        let stored = await iterator.next()
-        while (stored !== undefined) {
-          const partition = stored.length >= 2 ? (stored[0]! << 8) | stored[1]! : 0
-          if (stored.length >= 2 && partition < this.partitions) held.push(partition)
-          if (partition + 1 >= MAX_PARTITIONS) break
-          iterator.seek(u16(partition + 1))
-          stored = await iterator.next()
-        }
-      } finally {
-        await iterator.close()
-      }
-      return held
-    })
+    return this.track(async () => await this.firstOfEachPartition(this.objects))
+  }
+
+  /** The partitions with stored Merkle segments, ascending: with heldPartitions, every tree worth checking. */
+  async treePartitions (): Promise<number[]> {
+    return this.track(async () => await this.firstOfEachPartition(this.treeSegments))
   }
 
   /**
@@ -396,12 +385,16 @@ export class Store {
   async verifyTree (partition: number): Promise<boolean> {
     this.checkPartition(partition)
     return this.track(async () => this.withLock(partition, async () => {
-      const stored = copyTree(await this.loadTree(partition))
+      // Read from disk, not the cache: the check is of what is stored.
+      const stored = await this.readStoredTree(partition)
       const fresh = new MerkleTree()
       for await (const { key, object } of this.scanObjects(partition, this.onCorrupt)) {
         fresh.update(key, undefined, objectDigest(object))
       }
-      if (stored.equals(fresh)) return false
+      if (stored !== undefined && stored.equals(fresh)) {
+        this.treeCache.set(partition, stored)
+        return false
+      }
       await this.rebuildLocked(partition)
       return true
     }))
@@ -517,20 +510,40 @@ export class Store {
   private async loadTree (partition: number): Promise<MerkleTree> {
     const cached = this.treeCache.get(partition)
     if (cached !== undefined) return cached
-    const hashes: Uint8Array[] = Array.from({ length: SEGMENTS }, () => new Uint8Array(HASH_BYTES))
-    let malformed = false
-    for await (const [stored, value] of this.treeSegments.iterator(partitionRange(partition))) {
-      const segment = stored.length === 4 ? (stored[2]! << 8) | stored[3]! : SEGMENTS
-      if (segment >= SEGMENTS || value.length !== HASH_BYTES) {
-        malformed = true
-        break
-      }
-      hashes[segment] = plainBytes(value)
-    }
-    if (malformed) return this.rebuildLocked(partition)
-    const tree = MerkleTree.fromSegments(hashes)
+    const tree = await this.readStoredTree(partition)
+    if (tree === undefined) return this.rebuildLocked(partition)
     this.treeCache.set(partition, tree)
     return tree
+  }
+
+  /** The partition's tree as stored, or undefined if a stored segment record is malformed. */
+  private async readStoredTree (partition: number): Promise<MerkleTree | undefined> {
+    const hashes: Uint8Array[] = Array.from({ length: SEGMENTS }, () => new Uint8Array(HASH_BYTES))
+    for await (const [stored, value] of this.treeSegments.iterator(partitionRange(partition))) {
+      const segment = stored.length === 4 ? (stored[2]! << 8) | stored[3]! : SEGMENTS
+      if (segment >= SEGMENTS || value.length !== HASH_BYTES) return undefined
+      hashes[segment] = plainBytes(value)
+    }
+    return MerkleTree.fromSegments(hashes)
+  }
+
+  /** The partitions a sublevel keyed by partition first has records in: one seek per partition. */
+  private async firstOfEachPartition (sublevel: Sublevel): Promise<number[]> {
+    const found: number[] = []
+    const iterator = sublevel.keys()
+    try {
+      let stored = await iterator.next()
+      while (stored !== undefined) {
+        const partition = stored.length >= 2 ? (stored[0]! << 8) | stored[1]! : 0
+        if (stored.length >= 2 && partition < this.partitions) found.push(partition)
+        if (partition + 1 >= MAX_PARTITIONS) break
+        iterator.seek(u16(partition + 1))
+        stored = await iterator.next()
+      }
+    } finally {
+      await iterator.close()
+    }
+    return found
   }
 
   private async * scanObjects (partition: number, onCorrupt: (err: CorruptRecordError) => void): AsyncGenerator<StoredObject> {

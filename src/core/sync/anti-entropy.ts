@@ -28,7 +28,7 @@ export interface AntiEntropyStats {
   deferred: number
   /** Keys whose copy changed, here or on the other replica. */
   keysRepaired: number
-  /** Partitions whose tree was checked against storage since start. */
+  /** Partitions with data whose tree was checked against storage since start. */
   treesVerified: number
   /** Of those, trees that did not match their objects and were rebuilt. */
   treesRebuilt: number
@@ -149,10 +149,13 @@ export class AntiEntropy {
     }
   }
 
-  /** The start-up pass: each partition held or owned gets its tree checked against storage. */
+  /**
+   * The start-up pass: every partition with objects or a stored tree gets its tree checked against
+   * its objects. The others have neither, and so agree already.
+   */
   private async verifyAll (): Promise<void> {
-    const ring = this.init.ring()
-    const partitions = [...new Set([...await this.init.replica.heldPartitions(), ...ring.partitionsOf(this.init.self)])].sort((a, b) => a - b)
+    const replica = this.init.replica
+    const partitions = [...new Set([...await replica.heldPartitions(), ...await replica.treePartitions?.() ?? []])].sort((a, b) => a - b)
     const batch = this.init.verifyBatch ?? 64
     for (let i = 0; i < partitions.length && !this.stopped; i += batch) {
       for (const p of partitions.slice(i, i + batch)) {

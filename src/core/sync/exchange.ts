@@ -1,4 +1,5 @@
-import { bytesId, fromBytesId } from '../bytes.ts'
+import { bytesEqual, bytesId, fromBytesId } from '../bytes.ts'
+import { objectDigest } from '../causality.ts'
 import type { DvvSet } from '../causality.ts'
 import { MalformedDataError, ShoalError, remoteError } from '../errors.ts'
 import { HASH_BYTES, differingChildren, diffSegmentKeys } from '../merkle.ts'
@@ -94,24 +95,33 @@ async function exchangePartition (replica: SyncReplica, call: SyncCall, partitio
     while (wanted.length > 0) {
       const asked = wanted.slice(0, SYNC_LIMITS.keysPerRequest)
       const fetched = expect(await call({ type: 'fetch', keys: asked }), 'objects').entries
+      // Check the whole reply before applying any of it: keys asked for, in the order asked.
+      const position = new Map(asked.map((k, i) => [bytesId(k), i]))
+      let previous = -1
+      for (const { key } of fetched) {
+        const at = position.get(bytesId(key))
+        if (at === undefined || at <= previous) throw new MalformedDataError('fetched a key that was not asked for, or out of order')
+        previous = at
+      }
       for (const { key, object } of fetched) {
-        if (replica.partitionOf(key) !== partition) throw new MalformedDataError('fetched a key of another partition')
         if ((await replica.merge(key, object)).changed) result.repairedHere++
       }
       // The reply may stop at its byte budget: ask again from just after the last key it carried.
-      const last = fetched.at(-1)
-      const after = last === undefined ? asked.length : asked.findIndex(k => bytesId(k) === bytesId(last.key)) + 1
-      if (after <= 0) throw new MalformedDataError('fetched a key that was not asked for')
-      wanted = wanted.slice(after)
+      wanted = wanted.slice(fetched.length === 0 ? asked.length : previous + 1)
     }
   }
 
+  const theirDigests = digestMap(theirs)
   const outgoing: KeyObject[] = []
   for (const id of differing) {
     if (mode === 'push' && !have.has(id)) continue
     const key = fromBytesId(id)
     const object = await replica.get(key)
-    if (object !== undefined) outgoing.push({ key, object })
+    if (object === undefined) continue
+    // A key whose merge here came out equal to their copy (they had it all) needs no trip back.
+    const their = theirDigests.get(id)
+    if (their !== undefined && bytesEqual(objectDigest(object), their)) continue
+    outgoing.push({ key, object })
   }
   for (const batch of objectBatches(outgoing)) {
     // Not `+= await`: that reads the total before the wait, and concurrent workers' counts would be lost.

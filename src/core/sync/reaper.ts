@@ -1,3 +1,4 @@
+import { bytesId } from '../bytes.ts'
 import { isDeleted, objectDigest } from '../causality.ts'
 import type { DvvSet } from '../causality.ts'
 import { expect } from './exchange.ts'
@@ -80,8 +81,13 @@ export class TombstoneReaper {
     if (candidates.length > 0) await this.purge(candidates, others)
   }
 
-  private async purge (candidates: KeyDigest[], others: readonly string[]): Promise<void> {
+  private async purge (found: KeyDigest[], others: readonly string[]): Promise<void> {
     const ring = this.init.ring()
+    // A hint held here (from a time this member was a fallback) may carry an older write too.
+    const hinted = await this.init.replica.hintDigests(found.map(c => c.key))
+    const candidates = found.filter(c => (hinted.get(bytesId(c.key))?.length ?? 0) === 0)
+    this.stats.kept += found.length - candidates.length
+    if (candidates.length === 0) return
     const states = new Map<string, readonly CopyState[]>()
     for (const member of others) {
       try {

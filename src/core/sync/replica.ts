@@ -30,6 +30,11 @@ export interface SyncReplica extends LocalReplica {
   removeIfUnchanged: (key: Uint8Array, digest: Uint8Array) => Promise<boolean>
   /** Partitions holding at least one object, ascending. */
   heldPartitions: () => Promise<number[]>
+  /**
+   * Partitions with a stored tree, if trees are stored apart from the objects: a tree left with
+   * no objects under it must be checked too.
+   */
+  treePartitions?: () => Promise<number[]>
   /** Hints for one target, or all. */
   hints: (target?: string) => AsyncIterable<HeldHint>
   /** Delete a hint if its digest is still `ifDigest`; true if deleted. */
