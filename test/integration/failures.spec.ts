@@ -191,4 +191,77 @@ describe('writable through failures (in-process nodes over TCP)', function () {
       }
     })
   })
+
+  describe('join and leave under a write load', () => {
+    const cluster = new Cluster({ hintIntervalMs: 200, antiEntropyIntervalMs: 1000, handoffIntervalMs: 300, reaperIntervalMs: 0 })
+    before(async () => { await cluster.create(5) })
+    after(async () => { await cluster.destroy() })
+
+    it('a sixth node gets its share, a node leaves, no acknowledged key is lost and every key ends on exactly its owners', async () => {
+      const acked = new Map<string, string>()
+      let failures = 0
+      let running = true
+      let next = 0
+      const leaverIndex = 1
+      let leaverGone = false
+      const writer = async (): Promise<void> => {
+        while (running) {
+          const i = next++
+          const via = cluster.live().filter(n => !(leaverGone && n === cluster.nodes[leaverIndex]))
+          const node = via[i % via.length]!
+          try {
+            await node.put(`load-${i}`, `v-${i}`)
+            acked.set(`load-${i}`, `v-${i}`)
+          } catch {
+            failures++
+          }
+        }
+      }
+      const writers = Array.from({ length: 4 }, writer)
+      await eventually('some writes land', () => acked.size >= 100, 20_000)
+
+      const joiner = await cluster.start(5)
+      await cluster.settled(6)
+      await eventually('the new node holds its share', () => joiner.status().members.find(m => m.peerId === joiner.peerId)!.partitions > 0 && joiner.status().handoff.pending === 0, 30_000)
+      await eventually('the old owners handed off what the new node owns', () => cluster.live().every(n => n.status().handoff.pending === 0), 60_000, 200)
+      const joinerShare = joiner.status().members.find(m => m.peerId === joiner.peerId)!.partitions
+      assert.ok(joinerShare > 0)
+
+      const leaver = cluster.node(leaverIndex)
+      const left = await leaver.leave()
+      assert.equal(left.state, 'left')
+      assert.equal(left.handoff.pending, 0)
+      assert.equal(left.hintsPending, 0)
+      leaverGone = true
+      await eventually('more writes land after the leave', () => acked.size >= next - 4 && next > 0, 5_000).catch(() => {})
+      running = false
+      await Promise.all(writers)
+      await cluster.stop(leaverIndex)
+      await eventually('every node sees five members up', () => cluster.live().every(n => n.status().members.filter(m => m.state === 'up').length === 5), 20_000)
+
+      await eventually('hints and handoffs are done everywhere', async () => {
+        for (const node of cluster.live()) {
+          await node.handoffNow()
+          const s = node.status()
+          if (s.hintsPending !== 0 || s.handoff.pending !== 0) return false
+        }
+        return true
+      }, 60_000, 500)
+
+      assert.ok(acked.size >= 200, `${acked.size} writes acknowledged, ${failures} failed`)
+      for (const [key, value] of acked) {
+        let copies = 0
+        for (const node of cluster.live()) {
+          const local = await node.getLocal(key)
+          if (node.owners(key).includes(node.peerId)) {
+            assert.deepEqual(text(local?.siblings), [value], `${key} on its owner`)
+            copies++
+          } else {
+            assert.equal(local, undefined, `${key} left behind on a node that does not own it`)
+          }
+        }
+        assert.equal(copies, 3)
+      }
+    })
+  })
 })

@@ -88,6 +88,42 @@ describe('shoal processes driven by the CLI', function () {
     assert.equal(await stopProcess(a.process), 0, 'SIGTERM stops a node cleanly')
   })
 
+  it('shoal leave hands a node\'s data to the others, waits until it is done, and the node exits', async () => {
+    const nodes: Started[] = []
+    const first = await start(join(root, 'leave-a'), ['--handoff-interval', '300'])
+    running.push(first.process)
+    nodes.push(first)
+    for (const name of ['leave-b', 'leave-c', 'leave-d']) {
+      const node = await start(join(root, name), ['--bootstrap', first.addrs[0]!, '--handoff-interval', '300'])
+      running.push(node.process)
+      nodes.push(node)
+    }
+    const peer = first.addrs[0]!
+    await eventually('four members up', () => {
+      const out = shoal('status', '--json', '--peer', peer)
+      return out.status === 0 && (JSON.parse(out.stdout) as { members: Array<{ state: string }> }).members.filter(m => m.state === 'up').length === 4
+    }, 20_000, 200)
+    for (let i = 0; i < 10; i++) assert.equal(shoal('put', `before-leave-${i}`, `v${i}`, '--peer', peer).status, 0)
+
+    const leaver = nodes[3]!
+    const exited = new Promise<number | null>(resolve => leaver.process.once('exit', code => { resolve(code) }))
+    const out = shoal('leave', '--json', '--data', join(root, 'leave-d'))
+    assert.equal(out.status, 0, out.stderr)
+    assert.equal((JSON.parse(out.stdout) as { ok: boolean }).ok, true)
+    assert.equal(await exited, 0, 'the node exits once it has left')
+
+    // Three members and N = 3: every one of them must now hold every key.
+    for (const name of ['leave-a', 'leave-b', 'leave-c']) {
+      for (let i = 0; i < 10; i++) {
+        const local = shoal('get', `before-leave-${i}`, '--local', '--data', join(root, name))
+        assert.equal(local.stdout, `v${i}\n`, `${name} holds before-leave-${i}: ${local.stderr}`)
+      }
+    }
+    const status = JSON.parse(shoal('status', '--json', '--peer', peer).stdout) as { members: Array<{ peerId: string, state: string }> }
+    assert.equal(status.members.find(m => m.peerId === leaver.peerId)?.state, 'left')
+    for (const node of nodes.slice(0, 3)) await stopProcess(node.process)
+  })
+
   it('bad arguments are usage errors: one line and the usage, exit 2', () => {
     for (const args of [['put'], ['get', 'a', 'b'], ['put', 'k', 'v', '--bogus'], ['get', 'k', '--r', 'x'], ['start', '--bootstrap', 'not-a-multiaddr'], ['get', 'k', '--peer', 'nonsense']]) {
       const out = shoal(...args)
