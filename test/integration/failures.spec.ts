@@ -103,8 +103,10 @@ describe('writable through failures (in-process nodes over TCP)', function () {
       await cluster.start(4)
       await cluster.settled(5)
       await eventually('no node has hints pending', () => cluster.live().every(n => n.status().hintsPending === 0), 30_000)
+      // At least the hints counted then: a put returns after W acknowledgements, so the last hinted
+      // copies may still have been on their way when they were counted.
       const delivered = cluster.live().reduce((n, node) => n + node.status().hintsDelivered, 0)
-      assert.equal(delivered, pending)
+      assert.ok(delivered >= pending, `${delivered} delivered, ${pending} were pending`)
 
       for (const [i, key] of keys.entries()) {
         for (const node of cluster.live()) {
