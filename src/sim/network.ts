@@ -55,7 +55,7 @@ export class SimNetwork {
   }
 
   connected (from: string, to: string): boolean {
-    return !this.blocked.has(`${from}|${to}`)
+    return this.blocked.size === 0 || !this.blocked.has(`${from}|${to}`)
   }
 
   /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { bytesId, toBytes } from '../../src/core/bytes.ts'
-import { equals, merge, values } from '../../src/core/causality.ts'
+import { equals, merge, update, values } from '../../src/core/causality.ts'
 import type { DvvSet } from '../../src/core/causality.ts'
 import { Coordinator } from '../../src/core/coordinator/coordinator.ts'
 import type { LocalReplica } from '../../src/core/coordinator/coordinator.ts'
@@ -8,8 +8,11 @@ import type { Env } from '../../src/core/env.ts'
 import { Ring } from '../../src/core/ring.ts'
 
 /** One member alone: every request is coordinated and stored locally, nothing crosses a network. */
-function single (limits = {}, members = ['solo']): { coordinator: Coordinator, objects: Map<string, DvvSet>, ring: Ring } {
+function single (limits = {}, members = ['solo'], onHint?: (target: string, created: boolean) => void): {
+  coordinator: Coordinator, objects: Map<string, DvvSet>, hints: Map<string, DvvSet>, ring: Ring
+} {
   const objects = new Map<string, DvvSet>()
+  const hints = new Map<string, DvvSet>()
   const replica: LocalReplica = {
     actorId: 'a1',
     get: async key => objects.get(bytesId(key)),
@@ -23,15 +26,21 @@ function single (limits = {}, members = ['solo']): { coordinator: Coordinator, o
       const object = current === undefined ? incoming : merge(current, incoming)
       objects.set(bytesId(key), object)
       return { object, changed: current === undefined || !equals(current, object) }
+    },
+    putHint: async (target, key, object) => {
+      const id = `${target}/${bytesId(key)}`
+      const current = hints.get(id)
+      hints.set(id, current === undefined ? object : merge(current, object))
+      return current === undefined
     }
   }
   const env: Env = { now: () => 1000, random: () => 0.5, setTimer: () => ({ cancel: () => {} }) }
   const ring = new Ring(members.map(id => ({ id, weight: 1 })), { partitions: 16, n: 1 })
   const coordinator = new Coordinator({
-    self: 'solo', env, replica, ring: () => ring, isUp: () => true, r: 1, w: 1, limits,
+    self: 'solo', env, replica, ring: () => ring, isUp: () => true, r: 1, w: 1, limits, onHint,
     transport: async () => { throw new Error('no network in this test') }
   })
-  return { coordinator, objects, ring }
+  return { coordinator, objects, hints, ring }
 }
 
 const text = (o: DvvSet | undefined): string[] => o === undefined ? [] : values(o).map(v => new TextDecoder().decode(v)).sort()
@@ -93,5 +102,25 @@ describe('coordinator requests', () => {
     const read = await coordinator.handle({ type: 'read', key: toBytes('k') })
     assert.ok(read.type === 'read' && read.object !== undefined)
     assert.deepEqual(text(read.object), ['v'])
+  })
+
+  it('a hinted replica write to a member that does not own the key is kept as a hint and reported; to an owner it is merged', async () => {
+    const told: Array<[string, boolean]> = []
+    const { coordinator, objects, hints, ring } = single({}, ['solo', 'other'], (target, created) => { told.push([target, created]) })
+    const keys = [...Array(64).keys()].map(i => toBytes(`k${i}`))
+    const theirs = keys.find(k => ring.owners(ring.partitionOf(k))[0] === 'other')!
+    const mine = keys.find(k => ring.owners(ring.partitionOf(k))[0] === 'solo')!
+    const object = update(undefined, new Map(), 'a2', toBytes('v'), 1000)
+
+    assert.deepEqual(await coordinator.handle({ type: 'write', key: theirs, object, hintFor: 'other' }), { type: 'written' })
+    assert.deepEqual(await coordinator.handle({ type: 'write', key: theirs, object, hintFor: 'other' }), { type: 'written' })
+    assert.deepEqual(told, [['other', true], ['other', false]], 'the first copy makes a new hint, the second merges into it')
+    assert.deepEqual(text(hints.get(`other/${bytesId(theirs)}`)), ['v'])
+    assert.equal(objects.size, 0, 'a hint is not the member\'s own data')
+
+    assert.deepEqual(await coordinator.handle({ type: 'write', key: mine, object, hintFor: 'other' }), { type: 'written' })
+    assert.deepEqual(text(objects.get(bytesId(mine))), ['v'], 'an owner keeps the copy as its own')
+    assert.equal(hints.size, 1)
+    assert.equal(told.length, 2)
   })
 })
