@@ -44,6 +44,8 @@ export class MemoryStorage implements SyncReplica {
   private readonly snapshots = new Map<number, MerkleTree>()
   /** target -> bytesId(key) -> object */
   private readonly held = new Map<string, Map<string, DvvSet>>()
+  /** Each partition's actor epoch, bumped by removing a copy that carries this replica's dots (as the store does). */
+  private readonly epochs = new Map<number, number>()
   /** The member table as last seen, for the next start (a node keeps it in its meta records). */
   members: readonly MemberRecord[] | undefined
 
@@ -90,9 +92,15 @@ export class MemoryStorage implements SyncReplica {
     return this.object(key)
   }
 
-  async modify (key: Uint8Array, fn: (current: DvvSet | undefined) => DvvSet | undefined): Promise<DvvSet | undefined> {
+  /** The actor new dots of this key are minted with: see Store.modify. */
+  actorFor (key: Uint8Array): string {
+    const epoch = this.epochs.get(this.partitionOf(key)) ?? 0
+    return epoch === 0 ? this.actorId : `${this.actorId}.${epoch}`
+  }
+
+  async modify (key: Uint8Array, fn: (current: DvvSet | undefined, actor: string) => DvvSet | undefined): Promise<DvvSet | undefined> {
     const current = this.stored(key)
-    const next = fn(current?.object)
+    const next = fn(current?.object, this.actorFor(key))
     if (next === undefined || (current !== undefined && equals(current.object, next))) return current?.object
     this.write(key, current, next)
     return next
@@ -162,6 +170,9 @@ export class MemoryStorage implements SyncReplica {
     const id = bytesId(key)
     const current = objects?.get(id)
     if (objects === undefined || current === undefined || !bytesEqual(current.digest, digest)) return false
+    if ([...current.object.vv.keys()].some(a => a === this.actorId || a.startsWith(`${this.actorId}.`))) {
+      this.epochs.set(partition, (this.epochs.get(partition) ?? 0) + 1)
+    }
     this.treeOf(partition, true).update(key, current.digest, undefined)
     objects.delete(id)
     if (objects.size === 0) {
@@ -564,7 +575,7 @@ export class SimNode {
         check()
         if (bug === 'drop-writes') {
           const current = await storage.get(key)
-          return fn(current) ?? current
+          return fn(current, storage.actorFor(key)) ?? current
         }
         return await storage.modify(key, fn)
       },

@@ -38,8 +38,9 @@ export const FORMAT = 1
 /** The stored format allows u16 partition indexes. */
 export const MAX_PARTITIONS = 65536
 
-/** Meta records the store itself owns; putMeta refuses them. */
+/** Meta records the store itself owns; putMeta refuses them (and every `epoch/<partition>`). */
 const RESERVED_META = new Set(['format', 'actor', 'partitions'])
+const EPOCH_META = 'epoch/'
 
 export interface StoreOptions {
   /**
@@ -106,6 +107,12 @@ export class Store {
   private readonly writeOptions: { sync: boolean }
   /** Loaded trees; changed only under the partition's lock and only after the batch commits. */
   private readonly treeCache = new Map<number, MerkleTree>()
+  /**
+   * Each partition's actor epoch, loaded on first use: bumped (durably, in the removal's batch)
+   * whenever an object carrying this replica's own dots is removed, so dots minted afterwards
+   * come from a fresh actor and can never repeat one the removed copy held.
+   */
+  private readonly epochs = new Map<number, number>()
   /** Tail of each partition's chain of writes. */
   private readonly locks = new Map<number, Promise<void>>()
   private readonly inFlight = new Set<Promise<unknown>>()
@@ -193,17 +200,18 @@ export class Store {
 
   /**
    * Read-modify-write under this partition's lock: `fn` sees the current object (undefined if
-   * none) and returns the new one, or undefined for no change. The object and its Merkle segment
+   * none) and the actor new dots of this key must use (see actorOf), and returns the new object,
+   * or undefined for no change. The object and its Merkle segment
    * are written in ONE atomic batch. Returns the stored object.
    *
    * `fn` runs synchronously while the partition is locked; it must not call back into the store.
    * If the stored record is corrupt this throws CorruptRecordError and writes nothing.
    */
-  async modify (key: Uint8Array, fn: (current: DvvSet | undefined) => DvvSet | undefined): Promise<DvvSet | undefined> {
+  async modify (key: Uint8Array, fn: (current: DvvSet | undefined, actor: string) => DvvSet | undefined): Promise<DvvSet | undefined> {
     const partition = this.partitionOf(key)
     return this.track(async () => this.withLock(partition, async () => {
       const current = await this.readObject(partition, key)
-      const next = fn(current)
+      const next = fn(current, this.actorOf(partition, await this.epochOf(partition)))
       if (next === undefined || (current !== undefined && equals(current, next))) return current
       await this.writeObject(partition, key, current, next)
       return next
@@ -363,17 +371,23 @@ export class Store {
       const tree = await this.loadTree(partition)
       const segment = tree.update(key, currentDigest, undefined)
       const hash = tree.segment(segment)
+      const epoch = await this.epochOf(partition)
+      // Our own dots go with the copy: the next ones must come from a new actor, or a later write
+      // of this key here could mint a dot the removed copy (still held elsewhere) already has.
+      const bump = [...current.vv.keys()].some(actor => actor === this.actorId || actor.startsWith(`${this.actorId}.`))
       try {
         await this.db.batch([
           { type: 'del', sublevel: this.objects, key: objectKey(partition, key) },
           isZero(hash)
             ? { type: 'del', sublevel: this.treeSegments, key: segmentKey(partition, segment) }
-            : { type: 'put', sublevel: this.treeSegments, key: segmentKey(partition, segment), value: hash }
+            : { type: 'put', sublevel: this.treeSegments, key: segmentKey(partition, segment), value: hash },
+          ...(bump ? [{ type: 'put' as const, sublevel: this.meta, key: utf8Encoder.encode(`${EPOCH_META}${partition}`), value: utf8Encoder.encode(String(epoch + 1)) }] : [])
         ], this.writeOptions)
       } catch (err) {
         tree.update(key, undefined, currentDigest)
         throw err
       }
+      if (bump) this.epochs.set(partition, epoch + 1)
       return true
     }))
   }
@@ -463,7 +477,7 @@ export class Store {
   /** Store a small named record. `format`, `actor` and `partitions` belong to the store. */
   async putMeta (name: string, value: Uint8Array): Promise<void> {
     checkMetaName(name)
-    if (RESERVED_META.has(name)) throw new InvalidArgumentError(`meta record ${JSON.stringify(name)} is reserved by the store`)
+    if (RESERVED_META.has(name) || name.startsWith(EPOCH_META)) throw new InvalidArgumentError(`meta record ${JSON.stringify(name)} is reserved by the store`)
     await this.track(async () => this.db.batch([{ type: 'put', sublevel: this.meta, key: utf8Encoder.encode(name), value }], this.writeOptions))
   }
 
@@ -482,6 +496,28 @@ export class Store {
     const object = decode(raw)
     if (object instanceof Error) throw corruptObject(key, partition, object)
     return object
+  }
+
+  /**
+   * The actor this replica mints dots with in a partition: its actor id, then `<id>.<epoch>` once
+   * a removal has bumped the partition's epoch.
+   */
+  private actorOf (partition: number, epoch: number): string {
+    return epoch === 0 ? this.actorId : `${this.actorId}.${epoch}`
+  }
+
+  /** Call under the partition's lock. */
+  private async epochOf (partition: number): Promise<number> {
+    const cached = this.epochs.get(partition)
+    if (cached !== undefined) return cached
+    const raw = await this.meta.get(utf8Encoder.encode(`${EPOCH_META}${partition}`))
+    const text = raw === undefined ? '0' : decodeText(raw)
+    const epoch = Number(text)
+    if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(epoch)) {
+      throw new CorruptRecordError({ kind: 'meta', key: utf8Encoder.encode(`${EPOCH_META}${partition}`), detail: 'malformed epoch' })
+    }
+    this.epochs.set(partition, epoch)
+    return epoch
   }
 
   /** Call under the partition's lock. */

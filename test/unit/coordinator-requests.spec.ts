@@ -17,7 +17,7 @@ function single (limits = {}, members = ['solo'], onHint?: (target: string, crea
     actorId: 'a1',
     get: async key => objects.get(bytesId(key)),
     modify: async (key, fn) => {
-      const next = fn(objects.get(bytesId(key)))
+      const next = fn(objects.get(bytesId(key)), 'a1')
       if (next !== undefined) objects.set(bytesId(key), next)
       return next
     },

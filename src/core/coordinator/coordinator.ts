@@ -16,8 +16,12 @@ export interface LocalReplica {
   /** The actor of the dots this replica creates; never reused for another history. */
   readonly actorId: string
   get: (key: Uint8Array) => Promise<DvvSet | undefined>
-  /** Read-modify-write of one key, atomic with respect to other writes of that key. */
-  modify: (key: Uint8Array, fn: (current: DvvSet | undefined) => DvvSet | undefined) => Promise<DvvSet | undefined>
+  /**
+   * Read-modify-write of one key, atomic with respect to other writes of that key. `actor` is the
+   * actor a new dot of this key must use: actorId, or a fresh one after this replica removed a
+   * copy carrying its dots (handoff, tombstone purge), so that no dot is ever minted twice.
+   */
+  modify: (key: Uint8Array, fn: (current: DvvSet | undefined, actor: string) => DvvSet | undefined) => Promise<DvvSet | undefined>
   merge: (key: Uint8Array, incoming: DvvSet) => Promise<{ object: DvvSet, changed: boolean }>
   /**
    * Keep a copy for `target`, a primary that was down (hinted handoff). True when the hint is
@@ -226,8 +230,8 @@ export class Coordinator {
 
   private async coordinatePut (key: Uint8Array, value: Uint8Array | null, context: VersionVector, w: number, ring: Ring, partition: number): Promise<DvvSet> {
     const now = this.env.now()
-    const object = await this.replica.modify(key, current => {
-      const next = update(current, context, this.replica.actorId, value, now)
+    const object = await this.replica.modify(key, (current, actor) => {
+      const next = update(current, context, actor, value, now)
       if (next.siblings.length > this.limits.maxSiblings) {
         throw new TooManySiblingsError(`key ${describeKey(key)} would have ${next.siblings.length} siblings, the limit is ${this.limits.maxSiblings}: write with a context to resolve them`)
       }
