@@ -280,9 +280,22 @@ export class ShoalNode implements KeyValue {
       intervalMs: options.reaperIntervalMs || 30_000
     })
     this.servers = [
-      new KvServer(libp2p, { handle: async (request) => await this.coordinator.handle(request), timeoutMs: SERVE_DEADLINES * this.timeoutMs }),
+      new KvServer(libp2p, {
+        handle: async (request) => {
+          // A member that left holds nothing and runs no handoff: a copy sent by a member with an
+          // older view must go elsewhere (the sender's sloppy quorum picks a fallback).
+          if (request.type === 'write' && this.hasLeft()) return { type: 'error', name: 'UnavailableError', message: `${this.peerId} has left the cluster` }
+          return await this.coordinator.handle(request)
+        },
+        timeoutMs: SERVE_DEADLINES * this.timeoutMs
+      }),
       new MembersServer(libp2p, { records: () => this.agent.records() }),
-      new SyncServer(libp2p, { handle: async (request) => await serveSync(store, request) }),
+      new SyncServer(libp2p, {
+        handle: async (request) => {
+          if (request.type === 'push' && this.hasLeft()) return { type: 'error', name: 'UnavailableError', message: `${this.peerId} has left the cluster` }
+          return await serveSync(store, request)
+        }
+      }),
       new AdminServer(libp2p, {
         handle: async ({ op, member }) => {
           // An operator's leave returns at once; `shoal leave` follows it through status.
@@ -474,6 +487,10 @@ export class ShoalNode implements KeyValue {
     if (intervals.antiEntropyIntervalMs !== 0) this.antiEntropy.start()
     if (intervals.handoffIntervalMs !== 0) this.handoff.start()
     if (intervals.reaperIntervalMs !== 0) this.reaper.start()
+  }
+
+  private hasLeft (): boolean {
+    return this.agent.member(this.peerId)?.status === 'left'
   }
 
   /** A sync request with its deadline, feeding the failure detector like kv requests do. */

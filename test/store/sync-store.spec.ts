@@ -251,6 +251,42 @@ describe('store: sync support', () => {
   })
 
   describe('removeIfUnchanged', () => {
+    it('removing a copy that carries this replica\'s dots gives the partition a fresh actor, durably, so no dot repeats', async () => {
+      let store = await open()
+      const [key, other] = keysIn(store, 5, 2)
+      const actors: string[] = []
+      const mint = async (k: Uint8Array, value: string): Promise<DvvSet | undefined> => await store.modify(k, (current, actor) => {
+        actors.push(actor)
+        return update(current, current?.vv ?? new Map(), actor, toBytes(value), 1000)
+      })
+      const first = await mint(key!, 'one')
+      assert.equal(actors[0], store.actorId)
+      // A foreign copy's removal changes nothing: none of its dots are ours.
+      await store.merge(other!, foreign('someone-else', 'x'))
+      assert.ok(await store.removeIfUnchanged(other!, objectDigest(foreign('someone-else', 'x'))))
+      await mint(other!, 'mine')
+      assert.equal(actors[1], store.actorId)
+
+      assert.ok(await store.removeIfUnchanged(key!, objectDigest(first!)))
+      const again = await mint(key!, 'two')
+      assert.notEqual(actors[2], store.actorId)
+      assert.ok(actors[2]!.startsWith(`${store.actorId}.`))
+      const dot = (o: DvvSet | undefined): string => `${o?.siblings[0]?.dot.actor}:${o?.siblings[0]?.dot.counter}`
+      assert.notEqual(dot(again), dot(first), 'the second write of the key has another dot')
+      // Merged with the removed copy (still held by another replica), both writes survive as siblings.
+      assert.equal(merge(first!, again!).siblings.length, 2)
+
+      const path = store.path
+      await store.close()
+      store = await Store.open(path)
+      await store.modify(key!, (_current, actor) => { actors.push(actor); return undefined })
+      assert.equal(actors[3], actors[2], 'the epoch survives a restart')
+      assert.ok(await store.removeIfUnchanged(other!, objectDigest((await store.get(other!))!)))
+      await store.modify(key!, (_current, actor) => { actors.push(actor); return undefined })
+      assert.notEqual(actors[4], actors[3])
+      await store.close()
+    })
+
     it('deletes only when the digest is the current one, keeping the tree equal to a rebuild', async () => {
       const store = await open()
       const partition = 7
