@@ -270,7 +270,8 @@ export class ShoalNode implements KeyValue {
     this.antiEntropy = new AntiEntropy({
       ...worker,
       intervalMs: options.antiEntropyIntervalMs || 10_000,
-      busy: () => this.latency.busy(Date.now())
+      busy: () => this.latency.busy(Date.now()),
+      active: () => this.latency.active(Date.now())
     })
     this.handoff = new OwnershipHandoff({ ...worker, intervalMs: options.handoffIntervalMs || 5000 })
     this.reaper = new TombstoneReaper({

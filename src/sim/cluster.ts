@@ -420,7 +420,8 @@ export class SimNode {
       ...worker,
       intervalMs: this.options.antiEntropyMs,
       maxIntervalMs: this.options.antiEntropyMs * 4,
-      busy: () => latency.busy(this.scheduler.now)
+      busy: () => latency.busy(this.scheduler.now),
+      active: () => latency.active(this.scheduler.now)
     })
     this.handoff = new OwnershipHandoff({ ...worker, intervalMs: this.options.handoffMs })
     const early = this.options.bug === 'purge-early'

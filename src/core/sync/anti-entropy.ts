@@ -1,7 +1,11 @@
 import { emptyResult, exchange } from './exchange.ts'
 import type { ExchangeResult } from './exchange.ts'
+import { sleep } from '../env.ts'
 import { Periodic, jitter } from './worker.ts'
 import type { WorkerInit } from './worker.ts'
+
+/** The longest pause pacing puts between two partitions. */
+const MAX_PAUSE_MS = 5000
 
 export interface AntiEntropyInit extends WorkerInit {
   /** Between exchanges when the node is not busy. Default 10 s. */
@@ -17,6 +21,14 @@ export interface AntiEntropyInit extends WorkerInit {
    * exchange waits and the interval doubles, up to maxIntervalMs.
    */
   readonly busy?: () => boolean
+  /**
+   * True while foreground requests are coming in: exchanges then pace themselves to `dutyCycle`
+   * of the time (after a partition that took t ms they wait t × (1 / dutyCycle − 1)), so repairs
+   * never crowd out requests; with no requests they run at full speed.
+   */
+  readonly active?: () => boolean
+  /** The share of time exchanges may take while foreground requests run. Default 0.1. */
+  readonly dutyCycle?: number
 }
 
 export interface AntiEntropyStats {
@@ -134,9 +146,15 @@ export class AntiEntropy {
     const shared = ring.partitionsOf(this.init.self).filter(p => (this.allVerified || this.verified.has(p)) && ring.owners(p).includes(peer))
     const result = emptyResult()
     try {
+      const duty = this.init.dutyCycle ?? 0.1
       await exchange(this.init.replica, async (request) => await this.init.call(peer, request, 'sync'), shared, {
         mode: 'both',
-        maxKeys: this.init.maxKeys ?? 10_000
+        maxKeys: this.init.maxKeys ?? 10_000,
+        now: () => this.init.env.now(),
+        pace: async (elapsedMs) => {
+          if (this.init.active?.() !== true || elapsedMs <= 0) return
+          await sleep(this.init.env, Math.min(elapsedMs * (1 / duty - 1), MAX_PAUSE_MS))
+        }
       }, result)
       this.stats.exchanges++
       return result

@@ -22,6 +22,10 @@ export interface ExchangeOptions {
   readonly maxKeys?: number
   /** Differing partitions worked on at once. */
   readonly concurrency?: number
+  /** Called after each differing partition with the time it took: the caller may wait here (pacing). */
+  readonly pace?: (elapsedMs: number) => Promise<void>
+  /** The caller's clock, for `pace`. */
+  readonly now?: () => number
 }
 
 export interface ExchangeResult {
@@ -69,7 +73,9 @@ export async function exchange (replica: SyncReplica, call: SyncCall, partitions
         return
       }
       const partition = differing[next++]!
+      const started = options.now?.() ?? 0
       await exchangePartition(replica, call, partition, options.mode, result)
+      if (options.pace !== undefined) await options.pace((options.now?.() ?? 0) - started)
     }
   }
   await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, worker))

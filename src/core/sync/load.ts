@@ -37,6 +37,11 @@ export class LatencyMonitor {
     return this.fast > this.floorMs && this.fast > this.ratio * this.slow
   }
 
+  /** Whether requests are coming in: one within the last quietMs. */
+  active (now: number): boolean {
+    return now - this.last <= this.quietMs
+  }
+
   /** The fast average, in ms. */
   latencyMs (): number {
     return this.fast
