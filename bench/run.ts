@@ -8,7 +8,8 @@ interface Benchmark {
 
 const benchmarks: Record<string, () => Promise<Benchmark>> = {
   ring: async () => await import('./ring.ts'),
-  kv: async () => await import('./kv.ts')
+  kv: async () => await import('./kv.ts'),
+  sync: async () => await import('./sync.ts')
 }
 
 const [name, ...args] = process.argv.slice(2)
