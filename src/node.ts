@@ -286,6 +286,9 @@ export class ShoalNode implements KeyValue {
           // A member that left holds nothing and runs no handoff: a copy sent by a member with an
           // older view must go elsewhere (the sender's sloppy quorum picks a fallback).
           if (request.type === 'write' && this.hasLeft()) return { type: 'error', name: 'UnavailableError', message: `${this.peerId} has left the cluster` }
+          // Replica reads and writes served here are foreground work too: background work paces
+          // itself while they come in (their latency is not a request's, so it is not recorded).
+          this.latency.touch(Date.now())
           return await this.coordinator.handle(request)
         },
         timeoutMs: SERVE_DEADLINES * this.timeoutMs

@@ -146,15 +146,11 @@ export class AntiEntropy {
     const shared = ring.partitionsOf(this.init.self).filter(p => (this.allVerified || this.verified.has(p)) && ring.owners(p).includes(peer))
     const result = emptyResult()
     try {
-      const duty = this.init.dutyCycle ?? 0.1
       await exchange(this.init.replica, async (request) => await this.init.call(peer, request, 'sync'), shared, {
         mode: 'both',
         maxKeys: this.init.maxKeys ?? 10_000,
         now: () => this.init.env.now(),
-        pace: async (elapsedMs) => {
-          if (this.init.active?.() !== true || elapsedMs <= 0) return
-          await sleep(this.init.env, Math.min(elapsedMs * (1 / duty - 1), MAX_PAUSE_MS))
-        }
+        pace: async (elapsedMs) => { await this.pace(elapsedMs) }
       }, result)
       this.stats.exchanges++
       return result
@@ -167,6 +163,16 @@ export class AntiEntropy {
     }
   }
 
+  /** After background work of `elapsedMs`: a pause to keep to the duty cycle while requests come in. */
+  private async pace (elapsedMs: number): Promise<void> {
+    if (this.init.active?.() !== true) {
+      await sleep(this.init.env, 0)
+      return
+    }
+    const duty = this.init.dutyCycle ?? 0.1
+    await sleep(this.init.env, Math.min(Math.max(0, elapsedMs) * (1 / duty - 1), MAX_PAUSE_MS))
+  }
+
   /**
    * The start-up pass: every partition with objects or a stored tree gets its tree checked against
    * its objects. The others have neither, and so agree already.
@@ -176,14 +182,15 @@ export class AntiEntropy {
     const partitions = [...new Set([...await replica.heldPartitions(), ...await replica.treePartitions?.() ?? []])].sort((a, b) => a - b)
     const batch = this.init.verifyBatch ?? 64
     for (let i = 0; i < partitions.length && !this.stopped; i += batch) {
+      const started = this.init.env.now()
       for (const p of partitions.slice(i, i + batch)) {
         if (this.verified.has(p)) continue
         if (await this.init.replica.verifyTree(p)) this.stats.treesRebuilt++
         this.stats.treesVerified++
         this.verified.add(p)
       }
-      // Let foreground work in between steps.
-      await new Promise<void>(resolve => { this.init.env.setTimer(0, resolve) })
+      // Let foreground work in between steps, and pace the pass like exchanges while it runs.
+      await this.pace(this.init.env.now() - started)
     }
     if (!this.stopped) this.allVerified = true
   }

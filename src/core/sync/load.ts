@@ -37,6 +37,11 @@ export class LatencyMonitor {
     return this.fast > this.floorMs && this.fast > this.ratio * this.slow
   }
 
+  /** Foreground work without a latency of its own (a replica write served): marks the node active. */
+  touch (now: number): void {
+    this.last = Math.max(this.last, now)
+  }
+
   /** Whether requests are coming in: one within the last quietMs. */
   active (now: number): boolean {
     return now - this.last <= this.quietMs
