@@ -19,15 +19,16 @@
  * `--cpu-prof` and prints where CPU time goes (it slows everything: its numbers are not the
  * benchmark's).
  */
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { readFileSync, rmSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { availableParallelism, tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { LoadJob, LoadMessage, Op, Phase, Row } from './kv-load.ts'
+import { Processes, exited, stderrTail } from './processes.ts'
 import { summarizeProfiles } from './profile.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -48,7 +49,6 @@ const AIMS: Partial<Record<Op, number>> = { put: 2.5, get: 2 }
 const START_TIMEOUT_MS = 30_000
 const FORM_TIMEOUT_MS = 60_000
 /** SIGTERM, then this long before SIGKILL. */
-const STOP_GRACE_MS = 10_000
 
 interface Options {
   readonly quick: boolean
@@ -92,72 +92,6 @@ function parseOptions (args: string[]): Options {
   }
 }
 
-/** Every process and temp dir the bench starts, so that all of them go at the end, whatever happens. */
-class Processes {
-  private readonly children = new Set<ChildProcess>()
-  private readonly dirs = new Set<string>()
-  /** pid to a name, for the profiles. */
-  readonly roles = new Map<number, string>()
-  private nodeArgs: string[] = []
-
-  /** Runs every process started from now on under the V8 CPU profiler, writing into `dir`. */
-  profileInto (dir: string): void {
-    this.nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${dir}`]
-  }
-
-  spawn (role: string, args: string[], ipc: boolean): ChildProcess {
-    const child = spawn(process.execPath, [...this.nodeArgs, ...args], {
-      stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe']
-    })
-    this.children.add(child)
-    if (child.pid !== undefined) this.roles.set(child.pid, role)
-    child.once('exit', () => { this.children.delete(child) })
-    return child
-  }
-
-  async tempDir (prefix: string): Promise<string> {
-    const dir = await mkdtemp(join(tmpdir(), prefix))
-    this.dirs.add(dir)
-    return dir
-  }
-
-  /** SIGTERM (a node stops cleanly and closes its store), SIGKILL if it lingers. */
-  async stop (child: ChildProcess): Promise<void> {
-    if (exited(child)) return
-    const gone = new Promise<void>(resolve => child.once('exit', () => { resolve() }))
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, STOP_GRACE_MS)
-    await gone
-    clearTimeout(timer)
-  }
-
-  async removeDir (dir: string): Promise<void> {
-    await rm(dir, { recursive: true, force: true })
-    this.dirs.delete(dir)
-  }
-
-  async cleanup (): Promise<void> {
-    await Promise.all([...this.children].map(async c => { await this.stop(c) }))
-    await Promise.all([...this.dirs].map(async d => { await this.removeDir(d) }))
-  }
-
-  /** At process exit only synchronous work runs: kill what is left and remove the dirs. */
-  readonly lastResort = (): void => {
-    for (const child of this.children) child.kill('SIGKILL')
-    for (const dir of this.dirs) rmSync(dir, { recursive: true, force: true })
-  }
-}
-
-function exited (child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null
-}
-
-/** The last few KiB a child wrote to stderr, for the error message when it fails. */
-function stderrTail (child: ChildProcess): () => string {
-  let tail = ''
-  child.stderr?.on('data', (chunk: Buffer) => { tail = (tail + chunk.toString()).slice(-4096) })
-  return () => tail.trim()
-}
 
 function withP2p (addr: string, peerId: string): string {
   return addr.includes('/p2p/') ? addr : `${addr}/p2p/${peerId}`
@@ -173,7 +107,7 @@ async function startNode (procs: Processes, role: string, dataDir: string, boots
   const child = procs.spawn(role, [
     BIN, 'start', '--data', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--json',
     '--n', '3', '--r', '2', '--w', '2', ...bootstrap.flatMap(b => ['--bootstrap', b])
-  ], false)
+  ])
   const tail = stderrTail(child)
   const line = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => { reject(new Error(`${role} did not start within ${START_TIMEOUT_MS} ms: ${tail()}`)) }, START_TIMEOUT_MS)
@@ -187,7 +121,7 @@ async function startNode (procs: Processes, role: string, dataDir: string, boots
 }
 
 async function startFloorServer (procs: Processes): Promise<StartedNode> {
-  const child = procs.spawn('floor server', [FLOOR_SERVER], true)
+  const child = procs.spawn('floor server', [FLOOR_SERVER], { ipc: true })
   const tail = stderrTail(child)
   const addrs = await new Promise<string[]>((resolve, reject) => {
     const timer = setTimeout(() => { reject(new Error(`the floor server did not start within ${START_TIMEOUT_MS} ms: ${tail()}`)) }, START_TIMEOUT_MS)
@@ -245,7 +179,7 @@ interface Measured {
  * once it is done.
  */
 async function runLoad (procs: Processes, job: LoadJob, servers: readonly ChildProcess[]): Promise<Measured[]> {
-  const child = procs.spawn(`${job.target} load`, [LOAD, JSON.stringify(job)], true)
+  const child = procs.spawn(`${job.target} load`, [LOAD, JSON.stringify(job)], { ipc: true })
   const tail = stderrTail(child)
   child.stdout?.pipe(process.stderr)
   const measured: Measured[] = []

@@ -35,12 +35,12 @@
  * This file is also the child process the bench starts (`node bench/sync.ts '<job json>'`): a
  * loader that fills one data directory, or one node answering the bench over its IPC channel.
  */
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { readFileSync, realpathSync, rmSync } from 'node:fs'
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { availableParallelism, tmpdir } from 'node:os'
+import { readFileSync, realpathSync } from 'node:fs'
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { Session } from 'node:inspector/promises'
 import { fileURLToPath } from 'node:url'
@@ -53,6 +53,7 @@ import { createNode } from '../src/node.ts'
 import type { GetResult, NodeOptions, NodeStatus, ShoalNode } from '../src/node.ts'
 import { Store } from '../src/store/store.ts'
 import type { LoadJob, LoadMessage, Row } from './kv-load.ts'
+import { Processes, stderrTail } from './processes.ts'
 import { summarizeProfiles } from './profile.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -372,40 +373,18 @@ async function runChild (job: ChildJob): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // The bench's side: every child, in-process node and temp dir it makes, so all of them go at the end.
 
-class Harness {
-  private readonly children = new Set<ChildProcess>()
-  private readonly dirs = new Set<string>()
+/** Processes (children, temp dirs) plus the in-process nodes the bench creates. */
+class Harness extends Processes {
   private readonly nodes = new Set<ShoalNode>()
-
-  /** pid to a role, for the profiles. */
-  readonly roles = new Map<number, string>()
 
   /** `node bench/sync.ts <job>` with an IPC channel. */
   spawnChild (job: ChildJob, role: string): ChildProcess {
-    const child = spawn(process.execPath, [SELF, JSON.stringify(job)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
-    this.children.add(child)
-    if (child.pid !== undefined) this.roles.set(child.pid, role)
-    child.once('exit', () => { this.children.delete(child) })
-    return child
+    return this.spawn(role, [SELF, JSON.stringify(job)], { ipc: true, stdout: 'ignore' })
   }
 
   /** bench/kv-load.ts: it reports over IPC; stderr is kept for the error message. */
   spawnLoad (job: LoadJob): ChildProcess {
-    const child = spawn(process.execPath, [LOAD, JSON.stringify(job)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
-    this.children.add(child)
-    child.once('exit', () => { this.children.delete(child) })
-    return child
-  }
-
-  async tempDir (prefix: string): Promise<string> {
-    const dir = await mkdtemp(join(tmpdir(), prefix))
-    this.dirs.add(dir)
-    return dir
-  }
-
-  async removeDir (dir: string): Promise<void> {
-    await rm(dir, { recursive: true, force: true })
-    this.dirs.delete(dir)
+    return this.spawn('load', [LOAD, JSON.stringify(job)], { ipc: true, stdout: 'ignore' })
   }
 
   async createNode (options: NodeOptions): Promise<ShoalNode> {
@@ -419,34 +398,10 @@ class Harness {
     this.nodes.delete(node)
   }
 
-  /** SIGTERM (a node child stops cleanly and closes its store), SIGKILL if it lingers. */
-  async stopChild (child: ChildProcess): Promise<void> {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const gone = new Promise<void>(resolve => child.once('exit', () => { resolve() }))
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, STOP_GRACE_MS)
-    await gone
-    clearTimeout(timer)
-  }
-
-  async cleanup (): Promise<void> {
+  override async cleanup (): Promise<void> {
     await Promise.allSettled([...this.nodes].map(async n => { await this.stopNode(n) }))
-    await Promise.allSettled([...this.children].map(async c => { await this.stopChild(c) }))
-    await Promise.allSettled([...this.dirs].map(async d => { await this.removeDir(d) }))
+    await super.cleanup()
   }
-
-  /** At process exit only synchronous work runs: kill what is left and remove the dirs. */
-  readonly lastResort = (): void => {
-    for (const child of this.children) child.kill('SIGKILL')
-    for (const dir of this.dirs) rmSync(dir, { recursive: true, force: true })
-  }
-}
-
-/** The last few KiB a child wrote to stderr, for the error message when it fails. */
-function stderrTail (child: ChildProcess): () => string {
-  let tail = ''
-  child.stderr?.on('data', (chunk: Buffer) => { tail = (tail + chunk.toString()).slice(-4096) })
-  return () => tail.trim()
 }
 
 /** Fills data directories in loader processes, all at once (one core each). */
@@ -548,7 +503,7 @@ class RemoteNode {
       await this.call({ type: 'stop' }, 'stopped').catch(() => {})
       await Promise.race([gone, sleep(STOP_GRACE_MS)])
     }
-    await this.h.stopChild(this.child)
+    await this.h.stop(this.child)
   }
 }
 
