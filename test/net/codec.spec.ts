@@ -14,12 +14,10 @@ import {
 } from '../../src/net/codec.ts'
 import type { AdminRequest, AdminResponse } from '../../src/net/codec.ts'
 import { MAX_HEARTBEAT_BYTES, MAX_RECORDS, MAX_STRING_BYTES } from '../../src/net/constants.ts'
+import { assertMalformed, codecProperties, decodeOrMalformed, frame, plainRecord } from '../support/codec-properties.ts'
+import type { Codec } from '../support/codec-properties.ts'
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER
-
-// Plain objects, as decoders build them (fast-check's records have no prototype by default).
-const plainRecord: typeof fc.record = ((model: Record<string, fc.Arbitrary<unknown>>, constraints?: object) =>
-  fc.record(model, { ...constraints, noNullPrototype: true })) as typeof fc.record
 
 // Well-formed text only: a lone surrogate cannot survive UTF-8, on the wire or anywhere else.
 const text = (minLength: number, maxLength: number, maxUnits = Infinity): fc.Arbitrary<string> =>
@@ -89,13 +87,6 @@ const adminResponseArb: fc.Arbitrary<AdminResponse> = fc.oneof(
   plainRecord({ type: fc.constant('error' as const), name: text(1, 30), message: text(0, 200) })
 )
 
-interface Codec<T> {
-  name: string
-  arb: fc.Arbitrary<T>
-  encode: (value: T) => Uint8Array
-  decode: (bytes: Uint8Array) => T
-}
-
 function codec<T> (name: string, arb: fc.Arbitrary<T>, encode: (value: T) => Uint8Array, decode: (bytes: Uint8Array) => T): Codec<T> {
   return { name, arb, encode, decode }
 }
@@ -110,74 +101,13 @@ const codecs = [
   codec('AdminResponse', adminResponseArb, encodeAdminResponse, decodeAdminResponse)
 ] as Array<Codec<unknown>>
 
-/** Decodes, or throws a MalformedDataError; any other error fails the test. */
-function decodeOrMalformed<T> (c: Codec<T>, bytes: Uint8Array): T | undefined {
-  try {
-    return c.decode(bytes)
-  } catch (err) {
-    assert.equal((err as Error).name, 'MalformedDataError', `${c.name}: ${(err as Error).stack}`)
-    return undefined
-  }
-}
 
-const mutationArb = plainRecord({
-  at: fc.nat(),
-  byte: fc.integer({ min: 0, max: 255 }),
-  kind: fc.constantFrom('set', 'insert', 'delete', 'cut')
-})
 
-function mutate (bytes: Uint8Array, mutations: ReadonlyArray<{ at: number, byte: number, kind: string }>): Uint8Array {
-  let out = Array.from(bytes)
-  for (const { at, byte, kind } of mutations) {
-    const i = out.length === 0 ? 0 : at % out.length
-    if (kind === 'set' && out.length > 0) out[i] = byte
-    else if (kind === 'insert') out.splice(i, 0, byte)
-    else if (kind === 'delete') out.splice(i, 1)
-    else out = out.slice(0, i)
-  }
-  return Uint8Array.from(out)
-}
-
-function frame (build: (w: ReturnType<typeof writer>) => void): Uint8Array {
-  const w = writer()
-  build(w)
-  return w.finish()
-}
-
-function assertMalformed (fn: () => unknown, pattern?: RegExp): void {
-  assert.throws(fn, (err: Error) => err.name === 'MalformedDataError' && (pattern === undefined || pattern.test(err.message)))
-}
 
 describe('net codec', () => {
   for (const c of codecs) {
     describe(c.name, () => {
-      it('decodes what it encodes', () => {
-        fc.assert(fc.property(c.arb, value => {
-          assert.deepStrictEqual(c.decode(c.encode(value)), value)
-        }), { numRuns: 200 })
-      })
-
-      it('random bytes decode or throw MalformedDataError, nothing else', () => {
-        fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), bytes => { decodeOrMalformed(c, bytes) }), { numRuns: 1000 })
-      })
-
-      it('a mutated frame decodes to a message that round-trips, or throws MalformedDataError', () => {
-        fc.assert(fc.property(c.arb, fc.array(mutationArb, { minLength: 1, maxLength: 4 }), (value, mutations) => {
-          const decoded = decodeOrMalformed(c, mutate(c.encode(value), mutations))
-          if (decoded !== undefined) assert.deepStrictEqual(c.decode(c.encode(decoded)), decoded)
-        }), { numRuns: 300 })
-      })
-
-      it('skips fields it does not know, so a newer peer can add some', () => {
-        fc.assert(fc.property(c.arb, value => {
-          const extra = frame(w => w.uint32(99 << 3 | 2).string('from the future').uint32(100 << 3).uint64Number(2 ** 40))
-          const bytes = c.encode(value)
-          const withExtra = new Uint8Array(bytes.length + extra.length)
-          withExtra.set(bytes)
-          withExtra.set(extra, bytes.length)
-          assert.deepStrictEqual(c.decode(withExtra), value)
-        }), { numRuns: 50 })
-      })
+      codecProperties(c, { roundTrip: 200, random: 1000, mutated: 300 })
     })
   }
 

@@ -16,10 +16,8 @@ import { createShoalLibp2p } from '../../src/net/libp2p.ts'
 import type { ShoalLibp2p } from '../../src/net/libp2p.ts'
 import { DIGEST_BYTES, decodeSyncRequest, decodeSyncResponse, encodeSyncRequest, encodeSyncResponse } from '../../src/net/sync-codec.ts'
 import { SyncServer, syncTransport } from '../../src/net/sync.ts'
-
-// Plain objects, as decoders build them (fast-check's records have no prototype by default).
-const plainRecord: typeof fc.record = ((model: Record<string, fc.Arbitrary<unknown>>, constraints?: object) =>
-  fc.record(model, { ...constraints, noNullPrototype: true })) as typeof fc.record
+import { assertMalformed, codecProperties, decodeOrMalformed, frame, plainRecord } from '../support/codec-properties.ts'
+import type { Build, Codec } from '../support/codec-properties.ts'
 
 /** Valid objects, made as replicas make them: a run of writes, some blind, some with the last context. */
 const objectArb: fc.Arbitrary<DvvSet> = fc.array(plainRecord({
@@ -63,53 +61,12 @@ const responseArb: fc.Arbitrary<SyncResponse> = fc.oneof(
   plainRecord({ type: fc.constant('error' as const), name: text(1, 30), message: text(0, 200) })
 )
 
-interface Codec<T> {
-  name: string
-  arb: fc.Arbitrary<T>
-  encode: (value: T) => Uint8Array
-  decode: (bytes: Uint8Array) => T
-}
-
 const codecs = [
   { name: 'SyncRequest', arb: requestArb, encode: encodeSyncRequest, decode: decodeSyncRequest },
   { name: 'SyncResponse', arb: responseArb, encode: encodeSyncResponse, decode: decodeSyncResponse }
 ] as Array<Codec<unknown>>
 
-/** Decodes, or throws a MalformedDataError; any other error fails the test. */
-function decodeOrMalformed<T> (c: Codec<T>, bytes: Uint8Array): T | undefined {
-  try {
-    return c.decode(bytes)
-  } catch (err) {
-    assert.equal((err as Error).name, 'MalformedDataError', `${c.name}: ${(err as Error).stack}`)
-    return undefined
-  }
-}
 
-const mutationArb = plainRecord({
-  at: fc.nat(),
-  byte: fc.integer({ min: 0, max: 255 }),
-  kind: fc.constantFrom('set', 'insert', 'delete', 'cut')
-})
-
-function mutate (bytes: Uint8Array, mutations: ReadonlyArray<{ at: number, byte: number, kind: string }>): Uint8Array {
-  let out = Array.from(bytes)
-  for (const { at, byte, kind } of mutations) {
-    const i = out.length === 0 ? 0 : at % out.length
-    if (kind === 'set' && out.length > 0) out[i] = byte
-    else if (kind === 'insert') out.splice(i, 0, byte)
-    else if (kind === 'delete') out.splice(i, 1)
-    else out = out.slice(0, i)
-  }
-  return Uint8Array.from(out)
-}
-
-type Build = (w: ReturnType<typeof writer>) => void
-
-function frame (build: Build): Uint8Array {
-  const w = writer()
-  build(w)
-  return w.finish()
-}
 
 /** A packed repeated uint32 field. */
 const packed = (field: number, values: readonly number[]): Build => w => {
@@ -124,40 +81,11 @@ const entry = (field: number, build: Build): Build => w => { w.uint32(field << 3
 const request = (type: number, ...builds: Build[]): Uint8Array => frame(w => { w.uint32(1 << 3).uint32(type); for (const b of builds) b(w) })
 const response = request
 
-function assertMalformed (fn: () => unknown, pattern?: RegExp): void {
-  assert.throws(fn, (err: Error) => err.name === 'MalformedDataError' && (pattern === undefined || pattern.test(err.message)))
-}
 
 describe('sync codec', () => {
   for (const c of codecs) {
     describe(c.name, () => {
-      it('decodes what it encodes', () => {
-        fc.assert(fc.property(c.arb, value => {
-          assert.deepStrictEqual(c.decode(c.encode(value)), value)
-        }), { numRuns: 300 })
-      })
-
-      it('random bytes decode or throw MalformedDataError, nothing else', () => {
-        fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), bytes => { decodeOrMalformed(c, bytes) }), { numRuns: 2000 })
-      })
-
-      it('a mutated frame decodes to a message that round-trips, or throws MalformedDataError', () => {
-        fc.assert(fc.property(c.arb, fc.array(mutationArb, { minLength: 1, maxLength: 4 }), (value, mutations) => {
-          const decoded = decodeOrMalformed(c, mutate(c.encode(value), mutations))
-          if (decoded !== undefined) assert.deepStrictEqual(c.decode(c.encode(decoded)), decoded)
-        }), { numRuns: 500 })
-      })
-
-      it('skips fields it does not know, so a newer peer can add some', () => {
-        fc.assert(fc.property(c.arb, value => {
-          const extra = frame(w => w.uint32(99 << 3 | 2).string('from the future').uint32(100 << 3).uint64Number(2 ** 40))
-          const bytes = c.encode(value)
-          const withExtra = new Uint8Array(bytes.length + extra.length)
-          withExtra.set(bytes)
-          withExtra.set(extra, bytes.length)
-          assert.deepStrictEqual(c.decode(withExtra), value)
-        }), { numRuns: 50 })
-      })
+      codecProperties(c, { roundTrip: 300, random: 2000, mutated: 500 })
 
       it('refuses a frame over MAX_SYNC_MESSAGE_BYTES, and what is not bytes', () => {
         assertMalformed(() => c.decode(new Uint8Array(MAX_SYNC_MESSAGE_BYTES + 1)), /exceeds/)
