@@ -5,6 +5,7 @@ import { Coordinator, DEFAULT_TIMEOUT_MS, SERVE_DEADLINES } from './core/coordin
 import type { Env } from './core/env.ts'
 import { InvalidArgumentError, MalformedDataError, UnavailableError, remoteError } from './core/errors.ts'
 import { MembershipAgent } from './core/membership-agent.ts'
+import type { RecordSigner } from './core/membership-agent.ts'
 import type { MemberRecord } from './core/membership.ts'
 import { DEFAULT_N, DEFAULT_PARTITIONS } from './core/ring.ts'
 import { AntiEntropy } from './core/sync/anti-entropy.ts'
@@ -23,6 +24,7 @@ import { KvServer, kvTransport } from './net/kv.ts'
 import { createShoalLibp2p } from './net/libp2p.ts'
 import type { ShoalLibp2p } from './net/libp2p.ts'
 import { MembersServer, pullMembers } from './net/members.ts'
+import { recordSigner } from './net/record-signer.ts'
 import { SyncServer, syncTransport } from './net/sync.ts'
 import { loadOrCreateIdentity } from './store/identity.ts'
 import { Store } from './store/store.ts'
@@ -195,7 +197,7 @@ export class ShoalNode implements KeyValue {
   private stopped = false
 
   private constructor (init: {
-    libp2p: ShoalLibp2p, store: Store, options: NodeOptions, known: MemberRecord[]
+    libp2p: ShoalLibp2p, store: Store, options: NodeOptions, known: MemberRecord[], signer: RecordSigner
   }) {
     const { libp2p, store, options } = init
     this.libp2p = libp2p
@@ -232,7 +234,8 @@ export class ShoalNode implements KeyValue {
       ring: { n, partitions: store.partitions },
       publish: (heartbeat) => { this.gossip.publish(encodeHeartbeat(heartbeat)).catch(() => {}) },
       pull: async (member) => await pullMembers(libp2p, member, this.timeoutMs),
-      onChange: (ids) => { this.membersChanged(ids) }
+      onChange: (ids) => { this.membersChanged(ids) },
+      signer: init.signer
     })
     this.coordinator = new Coordinator({
       self: this.peerId,
@@ -327,7 +330,7 @@ export class ShoalNode implements KeyValue {
       })
       const saved = await store.getMeta(MEMBERS_META)
       const known = saved === undefined ? [] : loadMembers(saved)
-      const node = new ShoalNode({ libp2p, store, options, known })
+      const node = new ShoalNode({ libp2p, store, options, known, signer: recordSigner(identity.privateKey) })
       await node.start()
       return node
     } catch (err) {

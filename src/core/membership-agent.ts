@@ -2,7 +2,7 @@ import type { Env, Timer } from './env.ts'
 import { InvalidArgumentError, MalformedDataError } from './errors.ts'
 import { FailureDetectors } from './failure-detector.ts'
 import type { Liveness, PhiOptions } from './failure-detector.ts'
-import { MemberTable, validateRecord } from './membership.ts'
+import { MemberTable, recordPayload, validateRecord } from './membership.ts'
 import type { MemberRecord, MemberStatus } from './membership.ts'
 import { Ring } from './ring.ts'
 import type { RingOptions } from './ring.ts'
@@ -13,6 +13,17 @@ export interface Heartbeat {
   readonly record: MemberRecord
   /** Digest of the sender's member table: a mismatch makes the receiver pull the full table. */
   readonly digest: string
+}
+
+/**
+ * Signs this member's records and checks others'. A node signs with its libp2p private key and
+ * verifies against the public key in the signer's peer id; without one (the simulator), records
+ * go unsigned and unchecked.
+ */
+export interface RecordSigner {
+  sign: (payload: Uint8Array) => Uint8Array
+  /** False for a bad signature or a signer whose key cannot be known; never throws. */
+  verify: (signer: string, payload: Uint8Array, signature: Uint8Array) => boolean
 }
 
 export interface MembershipAgentInit {
@@ -29,6 +40,11 @@ export interface MembershipAgentInit {
   readonly detector?: PhiOptions
   /** Called with the ids whose records changed. */
   readonly onChange?: (changed: readonly string[]) => void
+  /**
+   * Sign own records and accept only records signed by the member they describe, or, for a
+   * 'left' record (an operator's remove), by a member this node knows as up or leaving.
+   */
+  readonly signer?: RecordSigner
 }
 
 export const HEARTBEAT_INTERVAL_MS = 1000
@@ -54,6 +70,7 @@ export class MembershipAgent {
   private readonly table: MemberTable
   private readonly detectors: FailureDetectors
   private readonly pulling = new Set<string>()
+  private readonly signer: RecordSigner | undefined
   private record: MemberRecord
   private timer: Timer | undefined
   private ringCache: { key: string, ring: Ring } | undefined
@@ -66,9 +83,11 @@ export class MembershipAgent {
     this.ringOptions = init.ring ?? {}
     this.onChange = init.onChange ?? (() => {})
     this.detectors = new FailureDetectors({ acceptablePauseMs: ACCEPTABLE_PAUSE_MS, ...init.detector })
+    this.signer = init.signer
+    // Records from this node's own disk are trusted as they are.
     this.table = new MemberTable(init.known)
-    this.record = init.self
-    this.table.merge(init.self)
+    this.record = this.sign(init.self, init.self.id)
+    this.table.merge(this.record)
   }
 
   get id (): string {
@@ -101,7 +120,7 @@ export class MembershipAgent {
     } catch {
       return false
     }
-    if (record.id !== from || from === this.record.id) return false
+    if (record.id !== from || from === this.record.id || !this.authentic(record)) return false
     this.detectors.heartbeat(from, this.env.now())
     if (this.table.merge(record)) this.onChange([record.id])
     if (digest !== this.table.digest()) this.pullFrom(from)
@@ -119,12 +138,12 @@ export class MembershipAgent {
 
   /** Changes this member's own record (status, addresses, weight) and publishes it at once. */
   announce (change: { status?: MemberStatus, addrs?: readonly string[], weight?: number }): MemberRecord {
-    this.record = {
+    this.record = this.sign({
       ...this.record,
       ...change,
       addrs: change.addrs === undefined ? this.record.addrs : [...new Set(change.addrs)].sort(),
       seq: this.record.seq + 1
-    }
+    }, this.record.id)
     this.table.merge(this.record)
     this.onChange([this.record.id])
     this.publish({ record: this.record, digest: this.table.digest() })
@@ -140,7 +159,7 @@ export class MembershipAgent {
     if (id === this.record.id) throw new InvalidArgumentError('a member does not remove itself: it leaves')
     const record = this.table.get(id)
     if (record === undefined) throw new InvalidArgumentError(`${id} is not a member`)
-    const removed: MemberRecord = { ...record, status: 'left', seq: record.seq + 1 }
+    const removed = this.sign({ ...record, status: 'left', seq: record.seq + 1 }, this.record.id)
     this.table.merge(removed)
     this.onChange([id])
     return removed
@@ -174,6 +193,28 @@ export class MembershipAgent {
     return this.table.digest()
   }
 
+  private sign (record: MemberRecord, signer: string): MemberRecord {
+    const { signer: _signer, signature: _signature, ...fields } = record
+    if (this.signer === undefined) return fields
+    return { ...fields, signer, signature: this.signer.sign(recordPayload(fields, signer)) }
+  }
+
+  /**
+   * Whether a record from the network may enter the table: signed by the member it describes,
+   * or a 'left' record signed by a member that is up or leaving here (an operator's remove).
+   * A peer outside the cluster, or a member speaking for another, changes nobody's ring.
+   */
+  private authentic (record: MemberRecord): boolean {
+    if (this.signer === undefined) return true
+    const { signer, signature } = record
+    if (signer === undefined || signature === undefined) return false
+    if (signer !== record.id) {
+      const status = this.table.get(signer)?.status
+      if (record.status !== 'left' || (status !== 'up' && status !== 'leaving')) return false
+    }
+    return this.signer.verify(signer, recordPayload(record, signer), signature)
+  }
+
   private pullFrom (member: string): void {
     if (this.pulling.has(member)) return
     this.pulling.add(member)
@@ -183,8 +224,11 @@ export class MembershipAgent {
         try { valid.push(validateRecord(r)) } catch {}
       }
       // Our own record is ours alone to change: a stale copy from a peer must not replace it.
-      const changed = this.table.mergeAll(valid.filter(r => r.id !== this.record.id))
-      if (changed.length > 0) this.onChange(changed)
+      const others = valid.filter(r => r.id !== this.record.id)
+      // Members' own records first, so a remove signed by a member learnt in this same pull counts.
+      const changed = new Set(this.table.mergeAll(others.filter(r => r.signer === r.id && this.authentic(r))))
+      for (const id of this.table.mergeAll(others.filter(r => r.signer !== r.id && this.authentic(r)))) changed.add(id)
+      if (changed.size > 0) this.onChange([...changed].sort())
     }, () => {
       this.observe(member, false)
     }).finally(() => { this.pulling.delete(member) })

@@ -30,12 +30,21 @@ export interface MemberRecord {
   readonly addrs: readonly string[]
   /** Share of the data relative to other members: > 0. */
   readonly weight: number
+  /**
+   * The peer id that signed this record: the member itself, or for a 'left' record made by an
+   * operator's remove, the member that removed it. Absent on records not signed (the simulator).
+   */
+  readonly signer?: string
+  /** The signer's signature of {@link recordPayload}. */
+  readonly signature?: Uint8Array
 }
 
 export const MAX_ID_LENGTH = 128
 export const MAX_ADDRS = 32
 export const MAX_ADDR_LENGTH = 256
 export const MAX_WEIGHT = 1000
+/** Room for any libp2p key type's signature (Ed25519: 64 bytes; RSA-4096: 512). */
+export const MAX_SIGNATURE_BYTES = 1024
 
 /** A member's life moves forward through these; a later status wins a tie of incarnation and seq. */
 const STATUS_RANK: Readonly<Record<MemberStatus, number>> = { joining: 0, up: 1, leaving: 2, left: 3 }
@@ -54,6 +63,14 @@ function canonical (r: MemberRecord): Uint8Array {
 
 function canonicalJson (r: MemberRecord): string {
   return JSON.stringify([r.id, r.incarnation, r.seq, r.status, r.weight, r.addrs])
+}
+
+/**
+ * The bytes a record's signer signs: a domain tag, the signer, and the record's canonical fields
+ * (never the signature itself), so a signature cannot be moved to another record or signer.
+ */
+export function recordPayload (record: MemberRecord, signer: string): Uint8Array {
+  return toBytes(`shoal/member-record/1\n${signer}\n${canonicalJson(record)}`)
 }
 
 /**
@@ -90,7 +107,7 @@ function isStatus (s: unknown): s is MemberStatus {
  */
 export function validateRecord (r: unknown): MemberRecord {
   if (!isRecordObject(r)) throw new MalformedDataError('member record is not an object')
-  const { id, incarnation, seq, status, addrs, weight } = r
+  const { id, incarnation, seq, status, addrs, weight, signer, signature } = r
   if (typeof id !== 'string' || id.length < 1 || id.length > MAX_ID_LENGTH) {
     throw new MalformedDataError(`member id must be a string of 1..${MAX_ID_LENGTH} chars`)
   }
@@ -108,15 +125,25 @@ export function validateRecord (r: unknown): MemberRecord {
   if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0 || weight > MAX_WEIGHT) {
     throw new MalformedDataError(`member ${id}: weight must be a finite number in (0, ${MAX_WEIGHT}]`)
   }
+  if ((signer === undefined) !== (signature === undefined)) {
+    throw new MalformedDataError(`member ${id}: a signer needs a signature and a signature a signer`)
+  }
+  if (signer !== undefined && (typeof signer !== 'string' || signer.length < 1 || signer.length > MAX_ID_LENGTH)) {
+    throw new MalformedDataError(`member ${id}: signer must be a string of 1..${MAX_ID_LENGTH} chars`)
+  }
+  if (signature !== undefined && (!(signature instanceof Uint8Array) || signature.length < 1 || signature.length > MAX_SIGNATURE_BYTES)) {
+    throw new MalformedDataError(`member ${id}: signature must be 1..${MAX_SIGNATURE_BYTES} bytes`)
+  }
   const sorted = [...new Set(addrs as string[])].sort(compareStrings)
-  return Object.freeze({
+  const clean: MemberRecord = {
     id,
     incarnation: incarnation + 0,
     seq: seq + 0,
     status,
     addrs: Object.freeze(sorted),
     weight
-  })
+  }
+  return Object.freeze(signer === undefined ? clean : { ...clean, signer, signature: Uint8Array.from(signature as Uint8Array) })
 }
 
 /** The members known to this node, one winning record each. */

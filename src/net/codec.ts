@@ -15,7 +15,9 @@
  *                      string error_name = 3; string error_message = 4; }
  * message MemberRecord { string id = 1; uint64 incarnation = 2; uint64 seq = 3;
  *                        uint32 status = 4;              // 0 joining, 1 up, 2 leaving, 3 left
- *                        repeated string addrs = 5; double weight = 6; }
+ *                        repeated string addrs = 5; double weight = 6;
+ *                        string signer = 7;              // who signed: the member, or its remover
+ *                        bytes signature = 8; }          // signer's signature of recordPayload()
  * message Heartbeat  { MemberRecord record = 1; string digest = 2; }
  * message MembersRequest { }                             // a pull: the whole table, please
  * message MemberList { repeated MemberRecord records = 1; }
@@ -40,7 +42,7 @@ import type { KvRequest, KvResponse } from '../core/coordinator/messages.ts'
 import { MalformedDataError } from '../core/errors.ts'
 import { FIXED64, LENGTH_DELIMITED, VARINT, plainBytes, readBytes, readDouble, readString, readUint32, readVarint, skipField } from '../core/protobuf.ts'
 import type { Heartbeat } from '../core/membership-agent.ts'
-import { MAX_ADDRS, MAX_ID_LENGTH, validateRecord } from '../core/membership.ts'
+import { MAX_ADDRS, MAX_ID_LENGTH, MAX_SIGNATURE_BYTES, validateRecord } from '../core/membership.ts'
 import type { MemberRecord, MemberStatus } from '../core/membership.ts'
 import {
   MAX_ADMIN_JSON_BYTES, MAX_ADMIN_MESSAGE_BYTES, MAX_CONTEXT_CHARS, MAX_HEARTBEAT_BYTES, MAX_KEY_BYTES,
@@ -97,6 +99,8 @@ const REC_SEQ = 3 << 3 | VARINT
 const REC_STATUS = 4 << 3 | VARINT
 const REC_ADDR = 5 << 3 | LENGTH_DELIMITED
 const REC_WEIGHT = 6 << 3 | FIXED64
+const REC_SIGNER = 7 << 3 | LENGTH_DELIMITED
+const REC_SIGNATURE = 8 << 3 | LENGTH_DELIMITED
 
 const HB_RECORD = 1 << 3 | LENGTH_DELIMITED
 const HB_DIGEST = 2 << 3 | LENGTH_DELIMITED
@@ -374,6 +378,10 @@ function writeRecord (w: Writer, record: MemberRecord): void {
   if (status !== 0) w.uint32(REC_STATUS).uint32(status)
   for (const addr of record.addrs) w.uint32(REC_ADDR).string(addr)
   w.uint32(REC_WEIGHT).double(record.weight)
+  if (record.signer !== undefined && record.signature !== undefined) {
+    w.uint32(REC_SIGNER).string(record.signer)
+    w.uint32(REC_SIGNATURE).bytes(record.signature)
+  }
 }
 
 function decodeRecord (bytes: Uint8Array): MemberRecord {
@@ -384,9 +392,13 @@ function decodeRecord (bytes: Uint8Array): MemberRecord {
   let status = 0
   const addrs: string[] = []
   let weight = 0
+  let signer: string | undefined
+  let signature: Uint8Array | undefined
   while (r.pos < r.len) {
     const tag = readVarint(r)
     switch (tag) {
+      case REC_SIGNER: signer = readString(r, MAX_STRING_BYTES, 'signer'); break
+      case REC_SIGNATURE: signature = readBytes(r, MAX_SIGNATURE_BYTES, 'signature'); break
       case REC_ID: id = readString(r, MAX_STRING_BYTES, 'member id'); break
       case REC_INCARNATION: incarnation = readVarint(r); break
       case REC_SEQ: seq = readVarint(r); break
@@ -401,7 +413,7 @@ function decodeRecord (bytes: Uint8Array): MemberRecord {
   }
   const known = STATUSES[status]
   if (known === undefined) throw new MalformedDataError(`unknown member status ${status}`)
-  return validateRecord({ id, incarnation, seq, status: known, addrs, weight })
+  return validateRecord({ id, incarnation, seq, status: known, addrs, weight, signer, signature })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict'
 import type { Env, Timer } from '../../src/core/env.ts'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { MembershipAgent } from '../../src/core/membership-agent.ts'
-import type { Heartbeat } from '../../src/core/membership-agent.ts'
+import type { Heartbeat, RecordSigner } from '../../src/core/membership-agent.ts'
+import { recordPayload } from '../../src/core/membership.ts'
 import type { MemberRecord } from '../../src/core/membership.ts'
+import { recordSigner } from '../../src/net/record-signer.ts'
 
 /** A hand-driven clock: timers fire only when the test advances time. */
 class ManualEnv implements Env {
@@ -130,5 +134,93 @@ describe('membership agent', () => {
     const ring = a.ring()
     a.announce({ status: 'left' })
     assert.equal(a.ring(), ring, 'the ring is rebuilt only when its members change')
+  })
+})
+
+describe('membership agent with signed records', () => {
+  interface Member { id: string, signer: RecordSigner }
+  const members: Member[] = []
+
+  before(async () => {
+    for (let i = 0; i < 4; i++) {
+      const key = await generateKeyPair('Ed25519')
+      members.push({ id: peerIdFromPrivateKey(key).toString(), signer: recordSigner(key) })
+    }
+  })
+
+  /** A record signed by `by` (default: the member it describes). */
+  const signed = (subject: Member, fields: Partial<MemberRecord> = {}, by: Member = subject): MemberRecord => {
+    const fieldsOnly = record(subject.id, fields)
+    return { ...fieldsOnly, signer: by.id, signature: by.signer.sign(recordPayload(fieldsOnly, by.id)) }
+  }
+
+  function signingAgent (env: ManualEnv, self: Member, published: Heartbeat[], pull: (member: string) => Promise<readonly MemberRecord[]> = async () => []): MembershipAgent {
+    return new MembershipAgent({ self: record(self.id), env, publish: hb => { published.push(hb) }, pull, ring: { partitions: 64 }, signer: self.signer })
+  }
+
+  it('signs its own heartbeats, and a peer accepts them', () => {
+    const env = new ManualEnv()
+    const [a, b] = [members[0]!, members[1]!]
+    const published: Heartbeat[] = []
+    signingAgent(env, a, published).start()
+    const hb = published[0]!
+    assert.equal(hb.record.signer, a.id)
+    const other = signingAgent(env, b, [])
+    assert.equal(other.receive(a.id, hb), true)
+    assert.equal(other.member(a.id)?.status, 'up')
+  })
+
+  it('ignores heartbeats whose record is unsigned, signed by someone else, or altered after signing', () => {
+    const env = new ManualEnv()
+    const [a, b, c] = [members[0]!, members[1]!, members[2]!]
+    const agentA = signingAgent(env, a, [])
+    const unsigned = record(b.id)
+    const byOther = signed(b, {}, c)
+    const altered = { ...signed(b), seq: 5 }
+    for (const r of [unsigned, byOther, altered]) assert.equal(agentA.receive(b.id, { record: r, digest: '' }), false)
+    assert.equal(agentA.member(b.id), undefined)
+    assert.deepEqual(agentA.ring().members.map(m => m.id), [a.id])
+  })
+
+  it('a pulled table cannot forge others\' records: only their own signatures, or a remove by a member that is up', async () => {
+    const env = new ManualEnv()
+    const [a, b, c, outsider] = [members[0]!, members[1]!, members[2]!, members[3]!]
+    let table: MemberRecord[] = []
+    const pulled: string[] = []
+    const agentA = signingAgent(env, a, [], async (member) => { pulled.push(member); return table })
+    agentA.receive(b.id, { record: signed(b), digest: '' })
+    // An outsider's own record 'left' (so it owns nothing) and a table claiming b left and c joined.
+    table = [
+      signed(outsider, { status: 'left' }),
+      signed(b, { status: 'left', seq: 9 }, outsider),
+      { ...record(c.id), signer: c.id, signature: outsider.signer.sign(recordPayload(record(c.id), c.id)) },
+      record(b.id, { status: 'left', seq: 10 })
+    ]
+    assert.equal(agentA.receive(outsider.id, { record: table[0]!, digest: 'differs' }), true)
+    await new Promise(resolve => setImmediate(resolve))
+    assert.ok(pulled.includes(outsider.id), 'the forged table was pulled')
+    assert.equal(agentA.member(b.id)?.status, 'up', 'b stays up')
+    assert.equal(agentA.member(c.id), undefined, 'c was never heard of')
+    assert.deepEqual(agentA.ring().members.map(m => m.id).sort(), [a.id, b.id].sort())
+
+    // b's own signed change, and a remove of c signed by b (up here), both travel through a pull.
+    table = [signed(b, { seq: 3, addrs: ['/ip4/127.0.0.1/tcp/1'] }), signed(c), signed(c, { status: 'left', seq: 1 }, b)]
+    agentA.receive(b.id, { record: signed(b, { seq: 2 }), digest: 'differs again' })
+    await new Promise(resolve => setImmediate(resolve))
+    assert.deepEqual(agentA.member(b.id)?.addrs, ['/ip4/127.0.0.1/tcp/1'])
+    assert.equal(agentA.member(c.id)?.status, 'left')
+  })
+
+  it('signs the removes it makes, and they pass to other members', () => {
+    const env = new ManualEnv()
+    const [a, b, c] = [members[0]!, members[1]!, members[2]!]
+    const agentA = signingAgent(env, a, [])
+    const agentC = signingAgent(env, c, [])
+    for (const agent of [agentA, agentC]) agent.receive(b.id, { record: signed(b), digest: '' })
+    agentC.receive(a.id, { record: agentA.member(a.id)!, digest: '' })
+    const removed = agentA.remove(b.id)
+    assert.equal(removed.signer, a.id)
+    assert.equal(agentC.receive(b.id, { record: removed, digest: '' }), true)
+    assert.equal(agentC.member(b.id)?.status, 'left')
   })
 })
