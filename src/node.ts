@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises'
 import { toBytes } from './core/bytes.ts'
 import { decodeContext, encodeContext, isDeleted, values } from './core/causality.ts'
 import type { DvvSet, VersionVector } from './core/causality.ts'
@@ -21,11 +22,13 @@ import { decodeHeartbeat, decodeMemberList, encodeHeartbeat, encodeMemberList } 
 import { Discovery } from './net/discovery.ts'
 import { ClusterGossip } from './net/gossip.ts'
 import { KvServer, kvTransport } from './net/kv.ts'
-import { createShoalLibp2p } from './net/libp2p.ts'
+import { checkAddresses, createShoalLibp2p } from './net/libp2p.ts'
 import type { ShoalLibp2p } from './net/libp2p.ts'
 import { MembersServer, pullMembers } from './net/members.ts'
+import { parsePsk } from './net/psk.ts'
 import { recordSigner } from './net/record-signer.ts'
 import { SyncServer, syncTransport } from './net/sync.ts'
+import { NotADataDirectoryError } from './store/errors.ts'
 import { loadOrCreateIdentity } from './store/identity.ts'
 import { Store } from './store/store.ts'
 
@@ -43,6 +46,13 @@ export interface NodeOptions {
   readonly cluster?: string
   /** Find members on the LAN by mDNS. Default false. */
   readonly mdns?: boolean
+  /**
+   * A private-network key file's bytes (`shoal psk FILE` writes one): only peers with the same key
+   * can connect. A malformed key is an InvalidArgumentError before anything starts.
+   */
+  readonly psk?: Uint8Array
+  /** Multiaddrs other peers should dial instead of the listen addresses (a port forward, a proxy). */
+  readonly announce?: readonly string[]
   /** Replicas per key. Default 3. */
   readonly n?: number
   /** Replies a get waits for. Default 2. */
@@ -317,16 +327,21 @@ export class ShoalNode implements KeyValue {
   /** Opens the data directory, starts libp2p and joins the cluster. */
   static async create (options: NodeOptions): Promise<ShoalNode> {
     validateOptions(options)
-    const identity = await loadOrCreateIdentity(options.dataDir)
+    await refuseNonDirectory(options.dataDir)
+    // The store first: it refuses a directory holding data Shoal did not write before anything
+    // (the identity file included) is written into it.
     const store = await Store.open(options.dataDir, { partitions: DEFAULT_PARTITIONS })
     let libp2p: ShoalLibp2p | undefined
     try {
+      const identity = await loadOrCreateIdentity(options.dataDir)
       libp2p = await createShoalLibp2p({
         privateKey: identity.privateKey,
         listen: [...(options.listen ?? ['/ip4/0.0.0.0/tcp/0'])],
         bootstrap: [...(options.bootstrap ?? [])],
         mdns: options.mdns ?? false,
-        cluster: options.cluster ?? DEFAULT_CLUSTER
+        cluster: options.cluster ?? DEFAULT_CLUSTER,
+        ...(options.psk === undefined ? {} : { psk: options.psk }),
+        ...(options.announce === undefined ? {} : { announce: [...options.announce] })
       })
       const saved = await store.getMeta(MEMBERS_META)
       const known = saved === undefined ? [] : loadMembers(saved)
@@ -531,6 +546,19 @@ export async function createNode (options: NodeOptions): Promise<ShoalNode> {
   return await ShoalNode.create(options)
 }
 
+/** A data directory path naming a file (or anything but a directory) is refused before it is touched. */
+async function refuseNonDirectory (dataDir: string): Promise<void> {
+  let info
+  try {
+    info = await stat(dataDir)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new NotADataDirectoryError(dataDir, `${dataDir} is inside a file, not a directory`)
+    throw err
+  }
+  if (!info.isDirectory()) throw new NotADataDirectoryError(dataDir, `${dataDir} is a file, not a data directory`)
+}
+
 function validateOptions (options: NodeOptions): void {
   if (typeof options?.dataDir !== 'string' || options.dataDir === '') throw new InvalidArgumentError('dataDir is required')
   const n = options.n ?? DEFAULT_N
@@ -554,6 +582,8 @@ function validateOptions (options: NodeOptions): void {
   }
   const cluster = options.cluster ?? DEFAULT_CLUSTER
   if (typeof cluster !== 'string' || !/^[\w.-]{1,64}$/.test(cluster)) throw new InvalidArgumentError(`cluster must be 1 to 64 letters, digits, '.', '_' or '-', got ${JSON.stringify(cluster)}`)
+  if (options.psk !== undefined) parsePsk(options.psk)
+  checkAddresses({ listen: options.listen, bootstrap: options.bootstrap, announce: options.announce })
 }
 
 function writeOptions (options: WriteOptions): { context?: VersionVector, w?: number } {

@@ -1,10 +1,11 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createClient } from '../client.ts'
 import type { ShoalClient } from '../client.ts'
+import { generatePsk, parsePsk } from '../net/psk.ts'
 import { createNode } from '../node.ts'
 import type { GetResult, NodeStatus, ShoalNode } from '../node.ts'
 
@@ -20,6 +21,14 @@ class UsageError extends Error {
   override name = 'UsageError'
 }
 
+/** A private-network key file that cannot be read or is malformed: one line, exit 2, nothing sent. */
+class KeyFileError extends Error {
+  override name = 'KeyFileError'
+}
+
+/** The largest key file read: a real one is 95 bytes; anything far larger is the wrong file. */
+const MAX_KEY_FILE_BYTES = 4096
+
 type Options = NonNullable<ParseArgsConfig['options']>
 
 const COMMON: Options = {
@@ -28,6 +37,7 @@ const COMMON: Options = {
   json: { type: 'boolean', default: false },
   timeout: { type: 'string' },
   cluster: { type: 'string' },
+  psk: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false }
 }
 
@@ -46,13 +56,14 @@ interface Args {
 
 const COMMANDS: Record<string, Command> = {
   start: {
-    synopsis: 'start [--data DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--cluster NAME] [--mdns | --no-mdns] [--n 3] [--r 2] [--w 2] [--weight 1] [--anti-entropy-interval MS] [--handoff-interval MS] [--tombstone-grace MS] [--json]',
+    synopsis: 'start [--data DIR] [--listen MULTIADDR]... [--announce MULTIADDR]... [--bootstrap MULTIADDR]... [--cluster NAME] [--psk FILE] [--mdns | --no-mdns] [--n 3] [--r 2] [--w 2] [--weight 1] [--anti-entropy-interval MS] [--handoff-interval MS] [--tombstone-grace MS] [--json]',
     summary: 'run a node until SIGINT or SIGTERM, or until it has left the cluster',
     options: {
       'anti-entropy-interval': { type: 'string' },
       'handoff-interval': { type: 'string' },
       'tombstone-grace': { type: 'string' },
       listen: { type: 'string', multiple: true },
+      announce: { type: 'string', multiple: true },
       bootstrap: { type: 'string', multiple: true },
       mdns: { type: 'boolean' },
       'no-mdns': { type: 'boolean' },
@@ -112,6 +123,13 @@ const COMMANDS: Record<string, Command> = {
     options: { nodes: { type: 'string' } },
     positionals: [0, 0],
     run: dev
+  },
+  psk: {
+    synopsis: 'psk FILE',
+    summary: 'write a new private-network key to FILE (mode 0600; never overwrites); give it to every node and client with --psk FILE',
+    options: {},
+    positionals: [1, 1],
+    run: psk
   }
 }
 
@@ -125,7 +143,8 @@ export function usage (): string {
     'commands:',
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}\n  ${' '.repeat(width)}  shoal ${c.synopsis}`),
     '',
-    `common options: --peer MULTIADDR (else $SHOAL_PEER, else DIR/node.json of --data, default ${DEFAULT_DATA}), --json, --timeout MS, --cluster NAME`,
+    `common options: --peer MULTIADDR (else $SHOAL_PEER, else DIR/node.json of --data, default ${DEFAULT_DATA}), --json, --timeout MS, --cluster NAME,`,
+    '  --psk FILE (else $SHOAL_PSK): the private-network key of a cluster started with one (shoal psk FILE makes one)',
     '  -h, --help  this text',
     '',
     'exit codes: 0 success, 1 the operation failed, 2 usage error, 3 not found'
@@ -141,7 +160,7 @@ export async function main (argv: readonly string[]): Promise<number> {
   }
   const command = COMMANDS[name]
   if (command === undefined) {
-    console.error(`shoal: unknown command ${JSON.stringify(name)}\n\n${usage()}`)
+    console.error(`shoal: unknown command ${JSON.stringify(name)}\nusage: shoal <command> [options] (shoal --help lists the commands)`)
     return EXIT.usage
   }
   let args: Args
@@ -157,19 +176,26 @@ export async function main (argv: readonly string[]): Promise<number> {
     }
     args = { values: parsed.values, positionals: parsed.positionals }
   } catch (err) {
-    console.error(`shoal ${name}: ${(err as Error).message}\nusage: shoal ${command.synopsis}`)
+    // parseArgs adds tips on further lines; the first says what is wrong.
+    console.error(`shoal ${name}: ${(err as Error).message.split('\n')[0]}\nusage: shoal ${command.synopsis}`)
     return EXIT.usage
   }
   try {
     return await command.run(args)
   } catch (err) {
     const e = err as Error
-    // A node's verdict on an argument (W above its N, a malformed context) is a usage error too.
-    if (e instanceof UsageError || e.name === 'InvalidArgumentError' || e.name === 'InvalidContextError') {
-      console.error(`shoal ${name}: ${e.message}\nusage: shoal ${command.synopsis}`)
+    // One line whatever the message: scripts read the first line of stderr.
+    const message = e.message.replace(/\s*\n\s*/g, ' ')
+    if (e instanceof KeyFileError) {
+      console.error(`shoal ${name}: ${message}`)
       return EXIT.usage
     }
-    console.error(`shoal ${name}: ${e.name === 'Error' ? '' : `${e.name}: `}${e.message}`)
+    // A node's verdict on an argument (W above its N, a malformed context) is a usage error too.
+    if (e instanceof UsageError || e.name === 'InvalidArgumentError' || e.name === 'InvalidContextError') {
+      console.error(`shoal ${name}: ${message}\nusage: shoal ${command.synopsis}`)
+      return EXIT.usage
+    }
+    console.error(`shoal ${name}: ${e.name === 'Error' ? '' : `${e.name}: `}${message}`)
     return EXIT.failed
   }
 }
@@ -181,7 +207,9 @@ async function start (args: Args): Promise<number> {
   if (flag(args, 'mdns') && flag(args, 'no-mdns')) throw new UsageError('--mdns and --no-mdns contradict each other')
   // With nobody to bootstrap from, a node looks for its cluster on the LAN.
   const mdns = flag(args, 'mdns') || (!flag(args, 'no-mdns') && bootstrap.length === 0)
+  for (const addr of list(args, 'announce')) checkMultiaddr(addr)
   const n = int(args, 'n', 1, 16)
+  const key = await readPsk(args)
   let left!: () => void
   const hasLeft = new Promise<void>(resolve => { left = resolve })
   const node = await createNode({
@@ -190,6 +218,8 @@ async function start (args: Args): Promise<number> {
     bootstrap,
     mdns,
     ...optional('cluster', text(args, 'cluster')),
+    ...optional('psk', key),
+    ...(list(args, 'announce').length > 0 ? { announce: list(args, 'announce') } : {}),
     ...optional('n', n),
     ...optional('r', int(args, 'r', 1, n ?? 3)),
     ...optional('w', int(args, 'w', 1, n ?? 3)),
@@ -296,6 +326,7 @@ async function remove (args: Args): Promise<number> {
 async function dev (args: Args): Promise<number> {
   const count = int(args, 'nodes', 1, 32) ?? 3
   const root = join(text(args, 'data') ?? DEFAULT_DATA, 'dev')
+  const key = await readPsk(args)
   const nodes: ShoalNode[] = []
   try {
     for (let i = 0; i < count; i++) {
@@ -304,7 +335,8 @@ async function dev (args: Args): Promise<number> {
         dataDir: join(root, `node-${i + 1}`),
         listen: ['/ip4/127.0.0.1/tcp/0'],
         bootstrap: first === undefined ? [] : [p2pAddr(first)],
-        ...optional('cluster', text(args, 'cluster'))
+        ...optional('cluster', text(args, 'cluster')),
+        ...optional('psk', key)
       }))
       process.stderr.write(`started node ${i + 1} of ${count}\n`)
     }
@@ -319,6 +351,7 @@ async function dev (args: Args): Promise<number> {
     '',
     'try, in another terminal:',
     `  export SHOAL_PEER=${peer}`,
+    ...(key === undefined ? [] : [`  export SHOAL_PSK=${pskFile(args) ?? ''}`]),
     '  npx shoal put greeting hello',
     '  npx shoal get greeting',
     '  npx shoal status'
@@ -346,9 +379,47 @@ async function resolvePeer (args: Args): Promise<string> {
   return first.includes('/p2p/') ? first : `${first}/p2p/${peerId}`
 }
 
+/** Writes a new private-network key file; an existing file is never replaced (it may be a cluster's key). */
+async function psk (args: Args): Promise<number> {
+  const [file] = args.positionals as [string]
+  try {
+    await writeFile(file, generatePsk(), { flag: 'wx', mode: 0o600 })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new Error(code === 'EEXIST' ? `${file} exists; not overwritten` : `cannot write ${file}: ${(err as Error).message}`)
+  }
+  console.log(flag(args, 'json') ? JSON.stringify({ ok: true, file }) : `wrote a private-network key to ${file}; start every node and run every command with --psk ${file}`)
+  return EXIT.ok
+}
+
+/** The private-network key file: --psk FILE, else $SHOAL_PSK. */
+function pskFile (args: Args): string | undefined {
+  return text(args, 'psk') ?? (process.env.SHOAL_PSK === '' ? undefined : process.env.SHOAL_PSK)
+}
+
+/** The private-network key's bytes, checked; undefined when no key file is given. */
+async function readPsk (args: Args): Promise<Uint8Array | undefined> {
+  const file = pskFile(args)
+  if (file === undefined) return undefined
+  let bytes: Uint8Array
+  try {
+    if ((await stat(file)).size > MAX_KEY_FILE_BYTES) throw new KeyFileError(`key file ${file} is not a private-network key (larger than ${MAX_KEY_FILE_BYTES} bytes)`)
+    bytes = await readFile(file)
+  } catch (err) {
+    if (err instanceof KeyFileError) throw err
+    throw new KeyFileError(`cannot read key file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+  try {
+    return parsePsk(bytes)
+  } catch (err) {
+    throw new KeyFileError(`key file ${file} is malformed: ${(err as Error).message}`)
+  }
+}
+
 async function withClient (args: Args, fn: (client: ShoalClient) => Promise<number>): Promise<number> {
   const peer = await resolvePeer(args)
-  const client = await createClient({ bootstrap: [peer], ...optional('timeoutMs', timeout(args)), ...optional('cluster', text(args, 'cluster')) })
+  const key = await readPsk(args)
+  const client = await createClient({ bootstrap: [peer], ...optional('timeoutMs', timeout(args)), ...optional('cluster', text(args, 'cluster')), ...optional('psk', key) })
   try {
     return await fn(client)
   } finally {

@@ -6,12 +6,14 @@ import { identify } from '@libp2p/identify'
 import { mdns } from '@libp2p/mdns'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { toBytes, toHex } from '../core/bytes.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 import { sha256 } from '../core/hash.ts'
+import { parsePsk } from './psk.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { Libp2p, PeerDiscovery, PeerId, PrivateKey } from '@libp2p/interface'
@@ -44,6 +46,16 @@ export interface ShoalLibp2pOptions {
   mdns?: boolean
   /** Cluster name: the gossip topic and the mDNS service tag are derived from it. */
   cluster: string
+  /**
+   * A private-network key file's bytes (src/net/psk.ts): only peers with the same key can connect,
+   * and the whole connection, the noise handshake included, is encrypted under it.
+   */
+  psk?: Uint8Array
+  /**
+   * Addresses to tell other peers instead of the listen addresses (e.g. behind a port forward or
+   * a proxy). Default: the listen addresses.
+   */
+  announce?: string[]
 }
 
 /**
@@ -70,12 +82,14 @@ export function shoalMuxer (): ReturnType<typeof yamux> {
 }
 
 /**
- * Create and start Shoal's libp2p node: TCP, noise, yamux, identify, ping, gossipsub (signed
+ * Create and start Shoal's libp2p node: TCP (inside a pre-shared-key private network when `psk`
+ * is given), noise, yamux, identify, ping, gossipsub (signed
  * messages only), and bootstrap and mDNS discovery when asked for. Tuned for dense clusters:
  * gossipsub's IP-colocation penalty is off and the inbound connection limits are raised, or 20
  * members on one host fall apart.
  *
- * Bad addresses fail with InvalidArgumentError naming the address; nothing is started then.
+ * Bad addresses and a malformed private-network key fail with InvalidArgumentError saying what
+ * is wrong; nothing is started then.
  *
  * @example
  * ```ts
@@ -84,14 +98,15 @@ export function shoalMuxer (): ReturnType<typeof yamux> {
  * ```
  */
 export async function createShoalLibp2p (options: ShoalLibp2pOptions): Promise<ShoalLibp2p> {
-  const listen = options.listen.map(parseListenAddress)
-  const bootstrapList = (options.bootstrap ?? []).map(addr => parseBootstrapAddress(addr).toString())
+  const { listen, bootstrap: bootstrapList, announce } = checkAddresses(options)
+  const psk = options.psk === undefined ? undefined : parsePsk(options.psk)
 
   const libp2p = await createLibp2p<ShoalServices>({
     start: false,
     privateKey: options.privateKey,
-    addresses: { listen: listen.map(ma => ma.toString()) },
+    addresses: { listen, ...(announce.length > 0 ? { announce } : {}) },
     transports: [tcp()],
+    ...(psk === undefined ? {} : { connectionProtector: preSharedKey({ psk }) }),
     connectionEncrypters: [noise()],
     streamMuxers: [shoalMuxer()],
     connectionManager: {
@@ -132,6 +147,23 @@ export function mdnsServiceTag (cluster: string): string {
   return `_shoal-${toHex(sha256(toBytes(cluster))).slice(0, 16)}._udp.local`
 }
 
+/**
+ * Parses every address a node is given, so a caller can refuse bad ones before it touches
+ * anything (the data directory, a port). Returns them in canonical form.
+ * @throws InvalidArgumentError naming the first bad address
+ */
+export function checkAddresses (options: { listen?: readonly string[], bootstrap?: readonly string[], announce?: readonly string[] }): { listen: string[], bootstrap: string[], announce: string[] } {
+  for (const role of ['listen', 'bootstrap', 'announce'] as const) {
+    const list: unknown = options[role]
+    if (list !== undefined && !Array.isArray(list)) throw new InvalidArgumentError(`${role} must be an array of multiaddr strings`)
+  }
+  return {
+    listen: (options.listen ?? []).map(addr => parseListenAddress(addr).toString()),
+    bootstrap: (options.bootstrap ?? []).map(addr => parseBootstrapAddress(addr).toString()),
+    announce: (options.announce ?? []).map(addr => parseMultiaddr(addr, 'announce').toString())
+  }
+}
+
 function parseListenAddress (addr: string): Multiaddr {
   const ma = parseMultiaddr(addr, 'listen')
   if (!ma.getComponents().some(c => c.name === 'tcp')) {
@@ -150,6 +182,7 @@ export function parseBootstrapAddress (addr: string): Multiaddr {
 }
 
 function parseMultiaddr (addr: string, role: string): Multiaddr {
+  if (typeof addr !== 'string') throw new InvalidArgumentError(`${role} address ${String(addr)} is not a multiaddr string`)
   try {
     return multiaddr(addr)
   } catch (err) {
