@@ -1213,6 +1213,36 @@ describe('sync', () => {
       }
     })
 
+    it('a start-up tree check that failed is run again by the next round, and its partitions then take part', async () => {
+      const n = await net('a', 'b')
+      const a = n.store('a')
+      for (let i = 0; i < 20; i++) await write(a, toBytes(`retry-${i}`), `v${i}`)
+      const held = (await a.heldPartitions()).length
+      const verifyTree = a.verifyTree.bind(a)
+      let failures = 1
+      a.verifyTree = async (p: number) => {
+        if (failures-- > 0) throw new Error('a disk hiccup')
+        return await verifyTree(p)
+      }
+      const env = new ManualEnv()
+      const ring = new Ring([{ id: 'a', weight: 1 }, { id: 'b', weight: 1 }], { partitions: PARTITIONS, n: 2 })
+      const ae = new AntiEntropy({ self: 'a', env, replica: a, ring: () => ring, isUp: n.isUp, call: n.call, intervalMs: 1000 })
+      ae.start()
+      try {
+        await settle(env, new Promise(resolve => setTimeout(resolve, 20)))
+        assert.equal(ae.stats.treesVerified, 0, 'the first pass failed at its first partition')
+        for (let round = 0; round < 3 && ae.stats.keysRepaired < 20; round++) {
+          await env.advance(1000)
+          await settle(env, new Promise(resolve => setTimeout(resolve, 50)))
+        }
+        assert.equal(ae.stats.treesVerified, held)
+        assert.equal(ae.stats.keysRepaired, 20, 'b got every key once the partitions were checked')
+        assertSameContents(await contents(a), await contents(n.store('b')), 'converged')
+      } finally {
+        ae.stop()
+      }
+    })
+
     it('runNow exchanges with each live partner, rebuilding tampered trees first', async () => {
       const n = await net('a', 'b', 'c')
       const a = n.store('a')

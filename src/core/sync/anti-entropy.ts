@@ -119,6 +119,9 @@ export class AntiEntropy {
   }
 
   private async tick (): Promise<void> {
+    // A start-up pass that failed (a store error) leaves its partitions out of every exchange
+    // until it is run again: try again each round until it is over.
+    if (!this.allVerified && this.verifying === undefined) void this.ready()
     if (this.init.busy?.() === true) {
       this.stats.deferred++
       this.stats.intervalMs = Math.min(this.maxMs, this.stats.intervalMs * 2)
