@@ -17,7 +17,7 @@ import { decodeAdminRequest, decodeAdminResponse, encodeAdminRequest, encodeAdmi
 import type { AdminOp, AdminRequest, AdminResponse } from './codec.ts'
 import {
   ADMIN_MAX_INBOUND_STREAMS, ADMIN_MAX_OUTBOUND_STREAMS, ADMIN_PROTOCOL, ADMIN_TIMEOUT_MS, MAX_ADMIN_JSON_BYTES,
-  MAX_ADMIN_MESSAGE_BYTES
+  MAX_ADMIN_MESSAGE_BYTES, MAX_STRING_BYTES
 } from './constants.ts'
 import { RpcServer, dialTarget, rpcCall } from './rpc.ts'
 import type { RpcCodec, RpcDialer, RpcHost } from './rpc.ts'
@@ -63,7 +63,9 @@ export class AdminServer extends RpcServer<AdminRequest, AdminResponse> {
         }
       },
       timeoutMs: init.timeoutMs ?? ADMIN_TIMEOUT_MS,
-      maxBytes: MAX_ADMIN_MESSAGE_BYTES,
+      // A command is tiny (decodeAdminRequest's bound); the 4 MiB bound is for answers. A longer
+      // frame is refused at its length prefix, before the node buffers any of it.
+      maxBytes: MAX_STRING_BYTES,
       maxInboundStreams: init.maxInboundStreams ?? ADMIN_MAX_INBOUND_STREAMS,
       maxOutboundStreams: init.maxOutboundStreams ?? ADMIN_MAX_OUTBOUND_STREAMS,
       logName: 'shoal:admin'

@@ -14,7 +14,7 @@ import type { MemberRecord } from '../core/membership.ts'
 import { decodeMemberList, decodeMembersRequest, encodeMemberList, encodeMembersRequest } from './codec.ts'
 import type { MembersRequest } from './codec.ts'
 import {
-  MAX_MEMBERS_MESSAGE_BYTES, MEMBERS_MAX_INBOUND_STREAMS, MEMBERS_MAX_OUTBOUND_STREAMS, MEMBERS_PROTOCOL, MEMBERS_TIMEOUT_MS
+  MAX_MEMBERS_MESSAGE_BYTES, MAX_STRING_BYTES, MEMBERS_MAX_INBOUND_STREAMS, MEMBERS_MAX_OUTBOUND_STREAMS, MEMBERS_PROTOCOL, MEMBERS_TIMEOUT_MS
 } from './constants.ts'
 import { RpcServer, dialTarget, rpcCall } from './rpc.ts'
 import type { RpcCodec, RpcDialer, RpcHost } from './rpc.ts'
@@ -42,7 +42,9 @@ export class MembersServer extends RpcServer<MembersRequest, readonly MemberReco
       encode: encodeMemberList,
       handle: async () => await records(),
       timeoutMs: init.timeoutMs ?? MEMBERS_TIMEOUT_MS,
-      maxBytes: MAX_MEMBERS_MESSAGE_BYTES,
+      // A pull request is tiny (decodeMembersRequest's bound): a longer frame is refused at its
+      // length prefix, before the node buffers any of it.
+      maxBytes: MAX_STRING_BYTES,
       maxInboundStreams: init.maxInboundStreams ?? MEMBERS_MAX_INBOUND_STREAMS,
       maxOutboundStreams: init.maxOutboundStreams ?? MEMBERS_MAX_OUTBOUND_STREAMS,
       logName: 'shoal:members'

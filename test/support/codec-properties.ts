@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { writer } from 'protons-runtime'
+import { ShoalError } from '../../src/core/errors.ts'
 
 /** Plain objects, as decoders build them (fast-check's records have no prototype by default). */
 export const plainRecord: typeof fc.record = ((model: Record<string, fc.Arbitrary<unknown>>, constraints?: object) =>
@@ -27,12 +28,16 @@ export function assertMalformed (fn: () => unknown, pattern?: RegExp): void {
   assert.throws(fn, (err: Error) => err.name === 'MalformedDataError' && (pattern === undefined || pattern.test(err.message)))
 }
 
-/** Decodes, or throws a MalformedDataError; any other error fails the test. */
+/** Decodes, or throws a MalformedDataError wrapping no untyped error; anything else fails the test. */
 export function decodeOrMalformed<T> (c: Codec<T>, bytes: Uint8Array): T | undefined {
   try {
     return c.decode(bytes)
   } catch (err) {
     assert.equal((err as Error).name, 'MalformedDataError', `${c.name}: ${(err as Error).stack}`)
+    // A TypeError wrapped into a MalformedDataError is still a decoder bug.
+    for (let cause = (err as Error).cause; cause !== undefined; cause = (cause as Error).cause) {
+      assert.ok(cause instanceof ShoalError, `${c.name}: wraps the untyped ${(cause as Error)?.stack}`)
+    }
     return undefined
   }
 }
