@@ -125,6 +125,8 @@ export interface NodeStatus {
   readonly hintsPending: number
   /** Hints handed to their members since start. */
   readonly hintsDelivered: number
+  /** Hint records that did not decode, dropped by the start-up check (only a disk fault makes one). */
+  readonly hintsDropped: number
   readonly antiEntropy: {
     readonly exchanges: number
     readonly failed: number
@@ -135,6 +137,8 @@ export interface NodeStatus {
     readonly bytesReceived: number
     readonly treesVerified: number
     readonly treesRebuilt: number
+    /** The start-up check of every stored tree against its objects is over. */
+    readonly treesChecked: boolean
     readonly intervalMs: number
   }
   readonly handoff: {
@@ -205,6 +209,7 @@ export class ShoalNode implements KeyValue {
   private leaving: Promise<NodeStatus> | undefined
   private persisting: Promise<void> = Promise.resolve()
   private stopped = false
+  private hintsDropped = 0
 
   private constructor (init: {
     libp2p: ShoalLibp2p, store: Store, options: NodeOptions, known: MemberRecord[], signer: RecordSigner
@@ -401,6 +406,7 @@ export class ShoalNode implements KeyValue {
       members,
       hintsPending: this.hinted.stats.pending,
       hintsDelivered: this.hinted.stats.delivered,
+      hintsDropped: this.hintsDropped,
       antiEntropy: {
         exchanges: ae.exchanges,
         failed: ae.failed,
@@ -410,6 +416,7 @@ export class ShoalNode implements KeyValue {
         bytesReceived: this.syncBytes.received,
         treesVerified: ae.treesVerified,
         treesRebuilt: ae.treesRebuilt,
+        treesChecked: this.antiEntropy.treesChecked,
         intervalMs: ae.intervalMs
       },
       handoff: { ...this.handoff.stats },
@@ -499,6 +506,8 @@ export class ShoalNode implements KeyValue {
   }
 
   private async start (): Promise<void> {
+    // Before anything can write a hint: one that can never be delivered would stay pending forever.
+    this.hintsDropped = (await this.store.verifyHints()).dropped
     for (const server of this.servers) await server.start()
     this.gossip.start()
     this.discovery.start()

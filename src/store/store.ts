@@ -475,6 +475,47 @@ export class Store {
     })
   }
 
+  /**
+   * The start-up check of the hints: drops every hint record that can never be delivered (a key
+   * that does not parse, a value that does not decode), reporting each to `onCorrupt`. Left in
+   * place, one would count as pending forever and keep a leaving node waiting. A crash cannot
+   * make one: each hint is one record written by one atomic batch, and no index refers to it;
+   * only a disk fault can. Returns how many hints were checked and how many were dropped.
+   */
+  async verifyHints (): Promise<{ checked: number, dropped: number }> {
+    return this.track(async () => {
+      let checked = 0
+      const bad: Array<{ stored: Uint8Array, partition?: number }> = []
+      for await (const [stored, value] of this.hintRecords.iterator()) {
+        checked++
+        const parsed = parseHintKey(stored)
+        if (parsed === undefined) {
+          this.onCorrupt(new CorruptRecordError({ kind: 'hint', key: plainBytes(stored), detail: 'malformed hint key' }))
+          bad.push({ stored: plainBytes(stored) })
+          continue
+        }
+        const object = decode(value)
+        if (object instanceof Error) {
+          const partition = this.partitionOf(parsed.key)
+          this.onCorrupt(corruptHint(parsed.target, parsed.key, partition, object))
+          bad.push({ stored: plainBytes(stored), partition })
+        }
+      }
+      let dropped = 0
+      for (const { stored, partition } of bad) {
+        const drop = async (): Promise<void> => {
+          // Under the key's lock, a hint a write has replaced since the scan is good and stays.
+          const raw = await this.hintRecords.get(stored)
+          if (raw === undefined || (partition !== undefined && !(decode(raw) instanceof Error))) return
+          await this.db.batch([{ type: 'del', sublevel: this.hintRecords, key: stored }], this.writeOptions)
+          dropped++
+        }
+        await (partition === undefined ? drop() : this.withLock(partition, drop))
+      }
+      return { checked, dropped }
+    })
+  }
+
   async getMeta (name: string): Promise<Uint8Array | undefined> {
     checkMetaName(name)
     return this.track(async () => {
@@ -678,11 +719,16 @@ async function refuseForeignDirectory (dataDir: string, dbPath: string): Promise
   }
   if (await exists(dbPath) && !await exists(join(dbPath, 'CURRENT'))) {
     const entries = await readdir(dbPath).catch(() => undefined)
-    if (entries === undefined || entries.length > 0) {
+    // LevelDB writes LOG, LOCK and the first MANIFEST before CURRENT: only those is a creation a
+    // kill interrupted (during a node's first start), which LevelDB completes; anything else is foreign.
+    if (entries === undefined || !entries.every(name => LEVELDB_CREATION_FILES.test(name))) {
       throw new NotADataDirectoryError(dataDir, `${dbPath} exists but is not a LevelDB`)
     }
   }
 }
+
+/** The files of a LevelDB whose creation stopped before CURRENT was written. */
+const LEVELDB_CREATION_FILES = /^(LOCK|LOG|LOG\.old|MANIFEST-\d+|\d+\.dbtmp)$/
 
 async function exists (path: string): Promise<boolean> {
   try {

@@ -91,7 +91,12 @@ export class AntiEntropy {
     this.job.stop()
   }
 
-  /** Resolves once every partition held or owned at start has had its tree checked. */
+  /** Whether the start-up pass is over: every partition held at start has had its tree checked. */
+  get treesChecked (): boolean {
+    return this.allVerified
+  }
+
+  /** Resolves once every partition held or owned at start has had its tree checked, or the pass failed. */
   async ready (): Promise<void> {
     // A failed pass (the store closing under it) is tried again by the next caller.
     this.verifying ??= this.verifyAll().catch(() => { this.verifying = undefined })
