@@ -9,7 +9,8 @@ interface Benchmark {
 const benchmarks: Record<string, () => Promise<Benchmark>> = {
   ring: async () => await import('./ring.ts'),
   kv: async () => await import('./kv.ts'),
-  sync: async () => await import('./sync.ts')
+  sync: async () => await import('./sync.ts'),
+  load: async () => await import('./load.ts')
 }
 
 const [name, ...args] = process.argv.slice(2)

@@ -14,6 +14,26 @@ export const ADMIN_PROTOCOL = '/shoal/admin/1.0.0'
  */
 export const KV_MAX_INBOUND_STREAMS = 256
 export const KV_MAX_OUTBOUND_STREAMS = 256
+/**
+ * Key-value requests served at once by a node, over all peers and connections (per connection,
+ * KV_MAX_INBOUND_STREAMS): 1,000 clients' requests at once fit; beyond, OverloadedError.
+ */
+export const KV_MAX_REQUESTS = 1_024
+/** Key-value requests served at once for one peer, over all its connections. */
+export const KV_MAX_REQUESTS_PER_PEER = KV_MAX_INBOUND_STREAMS
+/**
+ * Bytes of kv request frames and replies a node holds at once. A reader that never reads pins its
+ * reply until the stream's deadline: this, not the request count, is what bounds memory (256
+ * requests for a 1 MiB value would otherwise hold 256 MiB per connection).
+ */
+export const KV_MAX_BYTES = 128 * 1024 * 1024
+/** A quarter of KV_MAX_BYTES: a few greedy peers cannot take the whole budget from the others. */
+export const KV_MAX_BYTES_PER_PEER = 32 * 1024 * 1024
+/**
+ * Kv requests of one peer handled at once (the rest wait within their deadline): a reply's size
+ * is known only once it is read and encoded, so this bounds what replies not yet counted weigh.
+ */
+export const KV_MAX_HANDLING_PER_PEER = 32
 /** A member pulls another's table only on a digest mismatch, one pull at a time. */
 export const MEMBERS_MAX_INBOUND_STREAMS = 32
 export const MEMBERS_MAX_OUTBOUND_STREAMS = 64
@@ -62,6 +82,17 @@ export const SYNC_MAX_INBOUND_STREAMS = 32
 export const SYNC_MAX_OUTBOUND_STREAMS = 32
 export const HANDOFF_MAX_INBOUND_STREAMS = 32
 export const HANDOFF_MAX_OUTBOUND_STREAMS = 32
+
+/**
+ * Sync and handoff requests served at once, and bytes held, over both protocols: a member runs one
+ * exchange at a time, so a few per peer is all that is legitimate; a frame may be ~22 MiB, so
+ * without a budget 32 streams of one connection could hold 700 MiB.
+ */
+export const SYNC_MAX_REQUESTS = 128
+export const SYNC_MAX_REQUESTS_PER_PEER = SYNC_MAX_INBOUND_STREAMS + HANDOFF_MAX_INBOUND_STREAMS
+export const SYNC_MAX_BYTES = 256 * 1024 * 1024
+export const SYNC_MAX_BYTES_PER_PEER = 96 * 1024 * 1024
+export const SYNC_MAX_HANDLING_PER_PEER = 8
 
 /** Long enough to receive, merge and write a push of a full 4 MiB batch on a busy disk. */
 export const SYNC_TIMEOUT_MS = 30_000

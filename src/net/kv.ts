@@ -16,7 +16,12 @@ import type { PeerId } from '@libp2p/interface'
 import type { KvRequest, KvResponse, Transport } from '../core/coordinator/messages.ts'
 import { UnreachableError } from '../core/errors.ts'
 import { decodeKvRequest, decodeKvResponse, encodeKvRequest, encodeKvResponse } from './codec.ts'
-import { KV_MAX_INBOUND_STREAMS, KV_MAX_OUTBOUND_STREAMS, KV_PROTOCOL, KV_TIMEOUT_MS, MAX_KV_MESSAGE_BYTES } from './constants.ts'
+import { Admission } from './admission.ts'
+import type { AdmissionLimits } from './admission.ts'
+import {
+  KV_MAX_BYTES, KV_MAX_BYTES_PER_PEER, KV_MAX_HANDLING_PER_PEER, KV_MAX_INBOUND_STREAMS, KV_MAX_OUTBOUND_STREAMS, KV_MAX_REQUESTS,
+  KV_MAX_REQUESTS_PER_PEER, KV_PROTOCOL, KV_TIMEOUT_MS, MAX_KV_MESSAGE_BYTES
+} from './constants.ts'
 import { RpcServer, StreamLimiter, rpcCall } from './rpc.ts'
 import type { RpcCodec, RpcDialer, RpcHost } from './rpc.ts'
 
@@ -31,6 +36,12 @@ export interface KvServerInit {
   maxInboundStreams?: number
   /** Default KV_MAX_OUTBOUND_STREAMS (256). */
   maxOutboundStreams?: number
+  /**
+   * Requests served at once and bytes held, in all and per peer; beyond them a request is answered
+   * with an OverloadedError (not served). Default KV_MAX_REQUESTS, KV_MAX_REQUESTS_PER_PEER,
+   * KV_MAX_BYTES, KV_MAX_BYTES_PER_PEER, KV_MAX_HANDLING_PER_PEER.
+   */
+  admission?: Partial<AdmissionLimits>
 }
 
 export interface KvTransportOptions {
@@ -68,7 +79,18 @@ export class KvServer extends RpcServer<KvRequest, KvResponse> {
       maxBytes: init.maxBytes ?? MAX_KV_MESSAGE_BYTES,
       maxInboundStreams: init.maxInboundStreams ?? KV_MAX_INBOUND_STREAMS,
       maxOutboundStreams: init.maxOutboundStreams ?? KV_MAX_OUTBOUND_STREAMS,
-      logName: 'shoal:kv'
+      logName: 'shoal:kv',
+      admission: new Admission({
+        maxRequests: init.admission?.maxRequests ?? KV_MAX_REQUESTS,
+        maxRequestsPerPeer: init.admission?.maxRequestsPerPeer ?? KV_MAX_REQUESTS_PER_PEER,
+        maxBytes: init.admission?.maxBytes ?? KV_MAX_BYTES,
+        maxBytesPerPeer: init.admission?.maxBytesPerPeer ?? KV_MAX_BYTES_PER_PEER,
+        maxHandlingPerPeer: init.admission?.maxHandlingPerPeer ?? KV_MAX_HANDLING_PER_PEER
+      }),
+      // Anything not yet served, and a read's reply, can be refused; a write's acknowledgement not.
+      overloaded: (err, request) => request === undefined || request.type === 'get' || request.type === 'read'
+        ? { type: 'error', name: err.name, message: err.message }
+        : undefined
     })
   }
 }

@@ -2,7 +2,9 @@
  * Request/response over libp2p streams, one request per stream (DESIGN.md "Requests"): the client
  * opens a stream for the protocol, writes one length-prefixed message, half-closes, reads one
  * length-prefixed reply; the server reads one message, handles it, writes the reply and closes.
- * Every call has a deadline and every inbound stream a timeout.
+ * Every call has a deadline and every inbound stream a timeout, which covers writing the reply: a
+ * reader that never reads pins its stream only until then. A server may also be given an
+ * Admission (admission.ts): requests past its bounds are answered with OverloadedError, unserved.
  *
  * The client's errors say whether the request can have been handled:
  * - UnreachableError: it was not sent (no connection, no stream, the protocol refused, or the
@@ -31,7 +33,10 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import type { LengthPrefixedStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
+import type { Uint8ArrayList } from 'uint8arraylist'
 import { InvalidArgumentError, MalformedDataError, ShoalError, TimeoutError, UnreachableError } from '../core/errors.ts'
+import { OverloadedError } from './admission.ts'
+import type { Admission, Ticket } from './admission.ts'
 
 /** The stream closed or was reset after the request was sent, with no reply: it may or may not have been handled. */
 export class NoReplyError extends ShoalError {
@@ -99,7 +104,10 @@ export interface RpcServerInit<Req, Res> {
    * when the caller resets the stream (its own deadline passed, or it gave up).
    */
   handle: (request: Req, from: PeerId, options: { signal: AbortSignal }) => Promise<Res>
-  /** From the stream's arrival to the reply written; then the stream is aborted. Default 5000. */
+  /**
+   * From the stream's arrival to the reply written and the caller's end closed; then the stream
+   * is aborted. Default 5000.
+   */
   timeoutMs?: number
   /** Largest request accepted, in bytes. Default 1 MiB. */
   maxBytes?: number
@@ -108,6 +116,19 @@ export interface RpcServerInit<Req, Res> {
   maxOutboundStreams?: number
   /** The logger's component name, e.g. 'shoal:kv'. Default 'shoal:rpc'. */
   logName?: string
+  /**
+   * Bounds on the requests served at once and the bytes they hold, in all and per peer (one
+   * Admission may be shared by several servers). Without it only libp2p's per-connection stream
+   * limit bounds them.
+   */
+  admission?: Admission
+  /**
+   * The reply that refuses a request beyond the admission bounds, saying it was not served. It is
+   * asked again with the request once handled, when the reply does not fit the byte budget:
+   * undefined then means the reply must go out anyway (e.g. a write's acknowledgement), while a
+   * read's reply can be refused. Without it, a refused stream is reset (the caller sees NoReplyError).
+   */
+  overloaded?: (error: OverloadedError, request?: Req) => Res | undefined
 }
 
 export interface RpcCallOptions {
@@ -146,6 +167,10 @@ export class RpcServer<Req, Res> implements Startable {
   private readonly maxBytes: number
   private readonly maxInboundStreams: number
   private readonly maxOutboundStreams: number
+  private readonly admission: Admission | undefined
+  /** Slots for requests being handled, per peer (Admission's maxHandlingPerPeer). */
+  private readonly handling: StreamLimiter | undefined
+  private readonly overloaded: ((error: OverloadedError, request?: Req) => Res | undefined) | undefined
   private readonly streams = new Set<Stream>()
   private started = false
 
@@ -160,6 +185,9 @@ export class RpcServer<Req, Res> implements Startable {
     this.maxBytes = init.maxBytes ?? DEFAULT_MAX_BYTES
     this.maxInboundStreams = init.maxInboundStreams ?? DEFAULT_MAX_INBOUND_STREAMS
     this.maxOutboundStreams = init.maxOutboundStreams ?? DEFAULT_MAX_OUTBOUND_STREAMS
+    this.admission = init.admission
+    this.handling = init.admission === undefined ? undefined : new StreamLimiter(init.admission.limits.maxHandlingPerPeer)
+    this.overloaded = init.overloaded
   }
 
   readonly [Symbol.toStringTag] = 'shoal:rpc-server'
@@ -202,6 +230,7 @@ export class RpcServer<Req, Res> implements Startable {
    */
   async serve (stream: Stream, from: PeerId): Promise<void> {
     this.streams.add(stream)
+    const ticket = this.admission?.enter(from.toString())
     const deadline = new AbortController()
     const timer = setTimeout(() => {
       deadline.abort(new TimeoutError(`${this.protocol}: no request and reply within ${this.timeoutMs} ms`))
@@ -210,15 +239,37 @@ export class RpcServer<Req, Res> implements Startable {
     // A reset by the caller (its deadline, its abort) ends the wait for the handler too.
     const onClose = (): void => { deadline.abort(new NoReplyError(`${this.protocol} stream closed before the reply`)) }
     stream.addEventListener('close', onClose, { once: true })
-    try {
-      const lp = lpStream(stream, { maxDataLength: this.maxBytes, maxBufferSize: this.maxBytes + LENGTH_PREFIX_BYTES })
-      const frame = await lp.read({ signal })
-      const request = this.decode(frame.subarray())
-      const response = await abortable(this.handle(request, from, { signal }), signal)
-      await lp.write(this.encode(response), { signal })
+    const lp = lpStream(stream, {
+      maxDataLength: this.maxBytes,
+      maxBufferSize: this.maxBytes + LENGTH_PREFIX_BYTES,
+      // The frame's announced length is held against the byte budget before its bytes are awaited.
+      lengthDecoder: (buf) => this.admitFrame(decodeLength(buf), ticket)
+    })
+    const reply = async (bytes: Uint8Array): Promise<void> => {
+      await lp.write(bytes, { signal })
       // Our own close ends the stream: not a reset to react to.
       stream.removeEventListener('close', onClose)
       await stream.close({ signal })
+      // A caller half-closes once its request is out; one that never does (a refused request it
+      // is still sending, a silent stream) would keep the stream open forever: the deadline aborts it.
+      await remoteWriteClosed(stream, signal)
+    }
+    try {
+      try {
+        if (this.admission !== undefined && ticket === undefined) throw this.busy(from)
+        const frame = await lp.read({ signal })
+        // One frame per stream: whatever else a peer sends would only be buffered.
+        await discardInput(stream)
+        await reply(await this.answer(frame.subarray(), from, signal, ticket))
+      } catch (err) {
+        // Refused before it was served: say so, so the caller knows it may send it again.
+        const refusal = err instanceof OverloadedError ? this.overloaded?.(err) : undefined
+        if (refusal === undefined) throw err
+        this.log('%s request from %p refused - %s', this.protocol, from, (err as Error).message)
+        // The unread rest of a refused request is dropped as it comes, not buffered.
+        await discardInput(stream)
+        await reply(this.encode(refusal))
+      }
     } catch (err) {
       this.log.error('%s stream from %p aborted - %e', this.protocol, from, err)
       stream.abort(err instanceof Error ? err : new ShoalError(String(err)))
@@ -226,7 +277,55 @@ export class RpcServer<Req, Res> implements Startable {
       clearTimeout(timer)
       stream.removeEventListener('close', onClose)
       this.streams.delete(stream)
+      ticket?.release()
     }
+  }
+
+  /**
+   * The encoded reply to one request frame. Apart from serve() so that the request and the decoded
+   * response are garbage once it returns: a slow reader then pins only the encoded reply.
+   */
+  private async answer (frame: Uint8Array, from: PeerId, signal: AbortSignal, ticket: Ticket | undefined): Promise<Uint8Array> {
+    const request = this.decode(frame)
+    const release = await this.handling?.acquire(from.toString(), signal)
+    try {
+      // While it waited, the budget may have run out: refusing now costs nothing, serving would.
+      if (ticket?.blocked() === true) throw this.busy(from)
+      const response = await abortable(this.handle(request, from, { signal }), signal)
+      return this.fitReply(this.encode(response), request, ticket, from)
+    } finally {
+      release?.()
+    }
+  }
+
+  private busy (from: PeerId): OverloadedError {
+    const total = this.admission?.usage()
+    const peer = this.admission?.usage(from.toString())
+    return new OverloadedError(`${this.protocol}: node busy (${total?.requests ?? 0} requests and ${total?.bytes ?? 0} bytes in flight, ${peer?.requests ?? 0} and ${peer?.bytes ?? 0} for this peer)`)
+  }
+
+  /** The announced frame length, if the byte budget can hold it; else the request is refused. */
+  private admitFrame (length: number, ticket: Ticket | undefined): number {
+    // An oversized frame is lpStream's to refuse (InvalidDataLengthError), not a busy node's.
+    if (ticket === undefined || length > this.maxBytes || ticket.reserve(length)) return length
+    throw new OverloadedError(`${this.protocol}: no room for a request of ${length} bytes`)
+  }
+
+  /**
+   * The reply is held against the byte budget while it is written: a reader that does not read
+   * pins it until the deadline. One that does not fit is refused if the service allows (a read
+   * can be asked again; a write's acknowledgement must go out).
+   */
+  private fitReply (encoded: Uint8Array, request: Req, ticket: Ticket | undefined, from: PeerId): Uint8Array {
+    if (ticket === undefined || ticket.reserve(encoded.byteLength)) return encoded
+    const bytes = encoded.byteLength
+    const refusal = this.overloaded?.(new OverloadedError(`${this.protocol}: node busy, no room for a reply of ${bytes} bytes`), request)
+    if (refusal !== undefined) {
+      this.log('%s reply of %d bytes to %p refused', this.protocol, bytes, from)
+      return this.encode(refusal)
+    }
+    ticket.force(bytes)
+    return encoded
   }
 }
 
@@ -321,6 +420,54 @@ function callerAbort (signal: AbortSignal | undefined): Error | undefined {
 
 function messageOf (err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err)
+}
+
+/**
+ * lpStream's length decoder: an unsigned varint, at most 8 bytes (frames stay far below 2^53).
+ * Throws RangeError while the prefix is incomplete, as lpStream expects.
+ */
+function decodeLength (buf: Uint8ArrayList | Uint8Array): number {
+  let value = 0
+  for (let i = 0; i < Math.min(buf.byteLength, 8); i++) {
+    const byte = buf instanceof Uint8Array ? buf[i] as number : buf.get(i)
+    value += (byte & 0x7f) * 2 ** (7 * i)
+    if (byte < 0x80) return value
+  }
+  if (buf.byteLength >= 8) throw new MalformedDataError('frame length prefix longer than 8 bytes')
+  throw new RangeError('incomplete length prefix')
+}
+
+/** Resolves once the remote end has closed its writable end (or the stream is gone); rejects when `signal` aborts first. */
+async function remoteWriteClosed (stream: Stream, signal: AbortSignal): Promise<void> {
+  const done = (): boolean => stream.remoteWriteStatus === 'closed' || (stream.status !== 'open' && stream.status !== 'closing')
+  if (done()) return
+  await new Promise<void>((resolve, reject) => {
+    const check = (): void => {
+      if (!done()) return
+      cleanup()
+      resolve()
+    }
+    const onAbort = (): void => {
+      cleanup()
+      reject(signal.reason)
+    }
+    const cleanup = (): void => {
+      stream.removeEventListener('remoteCloseWrite', check)
+      stream.removeEventListener('close', check)
+      signal.removeEventListener('abort', onAbort)
+    }
+    stream.addEventListener('remoteCloseWrite', check)
+    stream.addEventListener('close', check)
+    signal.addEventListener('abort', onAbort, { once: true })
+    if (signal.aborted) onAbort()
+  })
+}
+
+/** Closes the stream's readable end: data still arriving is dropped (yamux cannot tell the sender). */
+async function discardInput (stream: Stream): Promise<void> {
+  try {
+    await stream.closeRead()
+  } catch {}
 }
 
 /** Resolves with `promise`, or rejects with the signal's reason as soon as it aborts. */

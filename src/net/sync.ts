@@ -17,9 +17,11 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId, Startable, Stream } from '@libp2p/interface'
 import { InvalidArgumentError, UnreachableError } from '../core/errors.ts'
 import type { SyncChannel, SyncRequest, SyncResponse, SyncTransport } from '../core/sync/messages.ts'
+import { Admission } from './admission.ts'
 import {
   HANDOFF_MAX_INBOUND_STREAMS, HANDOFF_MAX_OUTBOUND_STREAMS, HANDOFF_PROTOCOL, HANDOFF_TIMEOUT_MS,
-  MAX_SYNC_MESSAGE_BYTES, SYNC_MAX_INBOUND_STREAMS, SYNC_MAX_OUTBOUND_STREAMS, SYNC_PROTOCOL, SYNC_TIMEOUT_MS
+  MAX_SYNC_MESSAGE_BYTES, SYNC_MAX_BYTES, SYNC_MAX_BYTES_PER_PEER, SYNC_MAX_HANDLING_PER_PEER, SYNC_MAX_INBOUND_STREAMS,
+  SYNC_MAX_OUTBOUND_STREAMS, SYNC_MAX_REQUESTS, SYNC_MAX_REQUESTS_PER_PEER, SYNC_PROTOCOL, SYNC_TIMEOUT_MS
 } from './constants.ts'
 import { RpcServer, StreamLimiter, rpcCall } from './rpc.ts'
 import type { RpcCodec, RpcDialer, RpcHost } from './rpc.ts'
@@ -94,6 +96,14 @@ export class SyncServer implements Startable {
   constructor (components: RpcHost, init: SyncServerInit) {
     const handle = init.handle
     const servers = new Map<SyncChannel, RpcServer<SyncRequest, SyncResponse>>()
+    // One budget for both protocols: together they are what a peer can make this node hold.
+    const admission = new Admission({
+      maxRequests: SYNC_MAX_REQUESTS,
+      maxRequestsPerPeer: SYNC_MAX_REQUESTS_PER_PEER,
+      maxBytes: SYNC_MAX_BYTES,
+      maxBytesPerPeer: SYNC_MAX_BYTES_PER_PEER,
+      maxHandlingPerPeer: SYNC_MAX_HANDLING_PER_PEER
+    })
     for (const channel of CHANNEL_NAMES) {
       const defaults = CHANNELS[channel]
       servers.set(channel, new RpcServer<SyncRequest, SyncResponse>(components, {
@@ -112,7 +122,11 @@ export class SyncServer implements Startable {
         maxBytes: init.maxBytes ?? MAX_SYNC_MESSAGE_BYTES,
         maxInboundStreams: init.maxInboundStreams ?? defaults.maxInboundStreams,
         maxOutboundStreams: init.maxOutboundStreams ?? defaults.maxOutboundStreams,
-        logName: `shoal:${channel}`
+        logName: `shoal:${channel}`,
+        admission,
+        // Refused only before it is served (the exchange or push is retried next round); a reply,
+        // once computed, always goes out.
+        overloaded: (err, request) => request === undefined ? { type: 'error', name: err.name, message: err.message } : undefined
       }))
     }
     this.servers = servers

@@ -145,7 +145,9 @@ describe('request/response over real libp2p', function () {
         await new Promise(resolve => setTimeout(resolve, 20))
         inFlight--
         return { type: 'get', object: { ...object, siblings: [{ ...object.siblings[0]!, value: request.key }] } }
-      }
+      },
+      // The streams are what is under test here, not the per-peer handling slots (test/net/admission.spec.ts).
+      admission: { maxHandlingPerPeer: 256 }
     })
     await kv.start()
     const client = await node()
