@@ -42,9 +42,14 @@ function parse (): Args {
       target: { type: 'string', default: 'all' },
       time: { type: 'string', default: '0' },
       only: { type: 'string' },
-      case: { type: 'string' }
+      case: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false }
     }
   })
+  if (values.help === true) {
+    console.log(usage)
+    process.exit(0)
+  }
   const int = (name: string, text: string | undefined, min: number): number => {
     const n = Number(text)
     if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${text}\n${usage}`)
