@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { createServer } from 'node:net'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Discovery } from '../../src/net/discovery.ts'
@@ -7,6 +6,7 @@ import { ClusterGossip, clusterTopic } from '../../src/net/gossip.ts'
 import { createShoalLibp2p, mdnsServiceTag } from '../../src/net/libp2p.ts'
 import type { ShoalLibp2p, ShoalLibp2pOptions } from '../../src/net/libp2p.ts'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { freePort } from '../support/ports.ts'
 
 const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
 const encoder = new TextEncoder()
@@ -45,20 +45,6 @@ async function waitFor (what: string, condition: () => boolean | Promise<boolean
   return Date.now() - start
 }
 
-/** A TCP port that was free a moment ago, for a node that must come up at a known address later. */
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => {
-        if (address !== null && typeof address === 'object') resolve(address.port)
-        else reject(new Error('no port'))
-      })
-    })
-  })
-}
 
 describe('cluster gossip and discovery over real libp2p', function () {
   this.timeout(30_000)

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { createServer } from 'node:net'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -22,6 +21,7 @@ import { KvServer, kvServer, kvTransport } from '../../src/net/kv.ts'
 import { membersServer, pullMembers } from '../../src/net/members.ts'
 import { RpcServer, StreamLimiter, rpcCall } from '../../src/net/rpc.ts'
 import type { RpcCodec, RpcComponents } from '../../src/net/rpc.ts'
+import { freePort } from '../support/ports.ts'
 
 const ECHO = '/shoal-test/echo/1.0.0'
 // new Uint8Array(b) copies into a plain Uint8Array: frames from a socket are Node Buffers.
@@ -35,14 +35,6 @@ function deferred (): Deferred {
   return { promise, resolve }
 }
 
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  await new Promise<void>(resolve => server.close(() => { resolve() }))
-  assert.ok(address !== null && typeof address === 'object')
-  return address.port
-}
 
 async function closed (stream: Stream): Promise<void> {
   if (stream.status !== 'open' && stream.status !== 'closing') return

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Level } from 'level'
@@ -13,6 +12,7 @@ import { createNode } from '../../src/node.ts'
 import type { ShoalNode } from '../../src/node.ts'
 import { Store } from '../../src/store/store.ts'
 import { eventually } from '../support/eventually.ts'
+import { freePort } from '../support/ports.ts'
 
 const bin = fileURLToPath(new URL('../../bin/shoal.js', import.meta.url))
 const MAX_VALUE = 1024 * 1024
@@ -220,11 +220,3 @@ async function foreignLevelDb (path: string): Promise<void> {
   await db.close()
 }
 
-/** A port free at the time of asking on 127.0.0.1: nothing listens there. */
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>(resolve => server.close(() => { resolve() }))
-  return port
-}

@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Processes, stderrTail } from '../../bench/processes.ts'
 import { eventually } from '../support/eventually.ts'
+import { freePort } from '../support/ports.ts'
 
 const bin = fileURLToPath(new URL('../../bin/shoal.js', import.meta.url))
 
@@ -261,14 +262,6 @@ describe('private networks: shoal start --psk', function () {
   }
 })
 
-/** A port free at the time of asking on 127.0.0.1 (the kernel's pick). */
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>(resolve => server.close(() => { resolve() }))
-  return port
-}
 
 /** Established TCP connections on this host with their owning process (`ss -tnpH`). */
 function tcpConnections (): Array<{ pid: number, peerPort: number }> {
