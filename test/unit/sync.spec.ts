@@ -1027,7 +1027,8 @@ describe('sync', () => {
       await r.runNow()
       assert.deepEqual(await holders(), [])
       assert.equal(r.stats.purged, 1)
-      assert.deepEqual(sorted(n.log.filter(e => e.request.type === 'purge-check').map(e => e.to)), sorted(members.filter(m => m !== self)), 'every other member is asked, not only the owners')
+      const others = members.filter(m => m !== self)
+      assert.deepEqual(sorted(n.log.filter(e => e.request.type === 'purge-check').map(e => e.to)), sorted([...others, ...others]), 'every other member is asked, not only the owners, in two rounds')
       assert.equal(n.requests('purge', outsider).length, 0, 'a member without a copy is not told to purge')
       for (const m of members) await assertTreesConsistent(n.store(m))
     })
@@ -1093,6 +1094,30 @@ describe('sync', () => {
       await r.runNow()
       assert.deepEqual(await holders(), [...owners].sort())
       assert.equal(r.stats.purged, 0)
+    })
+
+    it('a hint delivered during the check, from a member not yet asked to one already asked, blocks the purge', async () => {
+      // Found by the simulator (seed 8604): the target, asked first, answered absent; the holder
+      // delivered the hint before it was asked, so the first round saw the old value nowhere.
+      env.time = DELETED_AT + GRACE
+      const order = [outsider, ...members.filter(m => m !== outsider)]
+      const holder = order.filter(m => m !== self).at(-1)!
+      await n.store(holder).putHint(outsider, key, old)
+      let moved = false
+      n.fault = async (to, request, deliver) => {
+        if (!moved && to === holder && request.type === 'purge-check') {
+          moved = true
+          await n.store(outsider).merge(key, old)
+          assert.ok(await n.store(holder).deleteHint(outsider, key, objectDigest(old)))
+        }
+        return await deliver()
+      }
+      const r = new TombstoneReaper({ self, env, replica: n.store(self), ring: () => ring, isUp: n.isUp, call: n.call, members: () => order, graceMs: GRACE })
+      await r.runNow()
+      assert.ok(moved)
+      assert.equal(r.stats.purged, 0)
+      assert.deepEqual(await holders(), sorted([...owners, outsider]))
+      assert.ok(!isDeleted((await n.store(outsider).get(key))!), 'the old value, which the tombstone must outlive')
     })
 
     it('a pending hint with the old value on the reaping member itself blocks the purge', async () => {

@@ -88,24 +88,32 @@ export class TombstoneReaper {
     const candidates = found.filter(c => (hinted.get(bytesId(c.key))?.length ?? 0) === 0)
     this.stats.kept += found.length - candidates.length
     if (candidates.length === 0) return
-    const states = new Map<string, readonly CopyState[]>()
-    for (const member of others) {
-      try {
-        const answer = expect(await this.init.call(member, { type: 'purge-check', entries: candidates }, 'sync'), 'copies')
-        if (answer.states.length !== candidates.length) throw new Error('wrong number of states')
-        states.set(member, answer.states)
-      } catch {
-        this.stats.kept += candidates.length
-        return
+    // Two rounds of questions: the members are asked one after another, so a copy can move from
+    // one not yet asked to one already asked (a hint delivered to its target, now no owner) and
+    // be missed by the first round; it cannot also leave its new holder unseen by the second.
+    const rounds: Array<Map<string, readonly CopyState[]>> = []
+    for (let round = 0; round < 2; round++) {
+      const states = new Map<string, readonly CopyState[]>()
+      for (const member of others) {
+        try {
+          const answer = expect(await this.init.call(member, { type: 'purge-check', entries: candidates }, 'sync'), 'copies')
+          if (answer.states.length !== candidates.length) throw new Error('wrong number of states')
+          states.set(member, answer.states)
+        } catch {
+          this.stats.kept += candidates.length
+          return
+        }
       }
+      rounds.push(states)
     }
+    const states = rounds[1]!
     const purgeable: number[] = []
     candidates.forEach((candidate, i) => {
       const owners = ring.owners(ring.partitionOf(candidate.key))
-      const ok = others.every(m => {
-        const state = states.get(m)?.[i]
+      const ok = rounds.every(asked => others.every(m => {
+        const state = asked.get(m)?.[i]
         return owners.includes(m) ? state === 'same' : state !== 'different'
-      })
+      }))
       if (ok) purgeable.push(i)
     })
     this.stats.kept += candidates.length - purgeable.length
