@@ -453,6 +453,8 @@ export class SimNode {
       transport: async (to, request, timeoutMs) => await this.network.request(this, to, async () => {
         const peer = this.peers().get(to)
         if (peer === undefined) return { type: 'error', name: 'UnreachableError', message: `no member ${to}` }
+        // As a node's kv server does (src/node.ts): a member that left takes no replica writes.
+        if (request.type === 'write' && peer.status() === 'left') return { type: 'error', name: 'UnavailableError', message: `${to} has left the cluster` }
         return wire(await peer.coordinator.handle(wire(request)))
       }, timeoutMs)
     })
@@ -535,6 +537,8 @@ export class SimNode {
       response = await this.network.request(this, member, async () => {
         const peer = this.peers().get(member)
         if (peer === undefined) return { type: 'error', name: 'UnreachableError', message: `no member ${member}` }
+        // As a node's sync server does (src/node.ts): a member that left takes no pushes.
+        if (request.type === 'push' && peer.status() === 'left') return { type: 'error', name: 'UnavailableError', message: `${member} has left the cluster` }
         return copySync(await serveSync(peer.replica, copySync(request)))
       }, this.options.timeoutMs)
     } catch (err) {
