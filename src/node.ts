@@ -295,6 +295,7 @@ export class ShoalNode implements KeyValue {
     this.reaper = new TombstoneReaper({
       ...worker,
       members: () => this.agent.records().filter(r => r.status !== 'left').map(r => r.id),
+      membersDigest: () => this.agent.digest(),
       graceMs: options.tombstoneGraceMs ?? 3_600_000,
       intervalMs: options.reaperIntervalMs || 30_000
     })
@@ -313,9 +314,14 @@ export class ShoalNode implements KeyValue {
       }),
       new MembersServer(libp2p, { records: () => this.agent.records() }),
       new SyncServer(libp2p, {
-        handle: async (request) => {
+        handle: async (request, from) => {
           if (request.type === 'push' && this.hasLeft()) return { type: 'error', name: 'UnavailableError', message: `${this.peerId} has left the cluster` }
-          return await serveSync(store, request)
+          // Data moves only between members this node knows: a member that rejoined unseen by the
+          // others could otherwise take an old copy that a tombstone purge then never asks about.
+          const status = this.agent.member(from.toString())?.status
+          if (status === undefined || status === 'left') return { type: 'error', name: 'UnavailableError', message: `${from.toString()} is not a member here` }
+          const response = await serveSync(store, request)
+          return response.type === 'copies' ? { ...response, members: this.agent.digest() } : response
         }
       }),
       new AdminServer(libp2p, {

@@ -22,7 +22,8 @@
  *                        repeated KeyObject objects = 5;   // objects
  *                        uint32 count = 6;                 // pushed: changed; purged: deleted
  *                        repeated uint32 states = 7;       // copies: 0 absent, 1 same, 2 different
- *                        string error_name = 8; string error_message = 9; }
+ *                        string error_name = 8; string error_message = 9;
+ *                        string members = 10; }           // copies: the member-table digest
  * message KeyDigest    { bytes key = 1;                    // 1..1024 bytes, required
  *                        bytes digest = 2; }               // objectDigest: 16 bytes, required
  * message KeyObject    { bytes key = 1;                    // 1..1024 bytes, required
@@ -97,6 +98,9 @@ const RES_STATES = 7 << 3 | LENGTH_DELIMITED
 const RES_STATES_UNPACKED = 7 << 3 | VARINT
 const RES_ERROR_NAME = 8 << 3 | LENGTH_DELIMITED
 const RES_ERROR_MESSAGE = 9 << 3 | LENGTH_DELIMITED
+const RES_MEMBERS = 10 << 3 | LENGTH_DELIMITED
+/** A member-table digest is 32 hex chars; room for a longer one later. */
+const MAX_DIGEST_CHARS = 128
 
 const ENTRY_KEY = 1 << 3 | LENGTH_DELIMITED
 const ENTRY_VALUE = 2 << 3 | LENGTH_DELIMITED
@@ -245,6 +249,7 @@ export function encodeSyncResponse (response: SyncResponse): Uint8Array {
       break
     case 'copies':
       writePacked(w, RES_STATES, response.states.map(state => COPY_STATES.indexOf(state)))
+      if (response.members !== undefined) w.uint32(RES_MEMBERS).string(response.members)
       break
     case 'purged':
       if (response.count !== 0) w.uint32(RES_COUNT).uint32(response.count)
@@ -277,6 +282,7 @@ export function decodeSyncResponse (bytes: Uint8Array): SyncResponse {
     const states: number[] = []
     let name = ''
     let message = ''
+    let members: string | undefined
     while (r.pos < r.len) {
       const tag = readVarint(r)
       switch (tag) {
@@ -301,6 +307,7 @@ export function decodeSyncResponse (bytes: Uint8Array): SyncResponse {
           break
         case RES_ERROR_NAME: name = readString(r, MAX_STRING_BYTES, 'error_name'); break
         case RES_ERROR_MESSAGE: message = readString(r, MAX_STRING_BYTES, 'error_message'); break
+        case RES_MEMBERS: members = readString(r, MAX_DIGEST_CHARS, 'members'); break
         default: skipField(r, tag)
       }
     }
@@ -318,7 +325,7 @@ export function decodeSyncResponse (bytes: Uint8Array): SyncResponse {
       case 'pushed':
         return { type: 'pushed', changed: count }
       case 'copies':
-        return { type: 'copies', states: states.map(state => COPY_STATES[state] as CopyState) }
+        return { type: 'copies', states: states.map(state => COPY_STATES[state] as CopyState), ...(members === undefined ? {} : { members }) }
       case 'purged':
         return { type: 'purged', count }
       case 'error':

@@ -430,6 +430,7 @@ export class SimNode {
       isUp: early ? () => true : worker.isUp,
       call: early ? this.ignoringAnswers(worker.call) : worker.call,
       members: () => this.agent.records().filter(r => r.status !== 'left').map(r => r.id),
+      membersDigest: () => this.agent.digest(),
       graceMs: early ? 0 : this.options.graceMs,
       intervalMs: this.options.reaperMs
     })
@@ -539,7 +540,12 @@ export class SimNode {
         if (peer === undefined) return { type: 'error', name: 'UnreachableError', message: `no member ${member}` }
         // As a node's sync server does (src/node.ts): a member that left takes no pushes.
         if (request.type === 'push' && peer.status() === 'left') return { type: 'error', name: 'UnavailableError', message: `${member} has left the cluster` }
-        return copySync(await serveSync(peer.replica, copySync(request)))
+        // As src/node.ts: data moves only between members the answering one knows, and a
+        // purge check's answer carries its view of the members.
+        const known = peer.agent.member(this.id)?.status
+        if (known === undefined || known === 'left') return { type: 'error', name: 'UnavailableError', message: `${this.id} is not a member here` }
+        const response = await serveSync(peer.replica, copySync(request))
+        return copySync(response.type === 'copies' ? { ...response, members: peer.agent.digest() } : response)
       }, this.options.timeoutMs)
     } catch (err) {
       this.agent.observe(member, false)

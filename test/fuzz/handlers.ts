@@ -261,6 +261,7 @@ export class HandlerFuzz {
       const pubsub = hostile.services.pubsub
       await eventually('the hostile peer sees the node on the gossip topic', () => pubsub.getSubscribers(topic).some(p => p.equals(fuzz.nodeId)))
       for (let i = 0; i < 8; i++) await node.put(`seed-${i}`, `value-${i}`)
+      await fuzz.marker()
       fuzz.snapshot = await fuzz.takeSnapshot()
       process.on('unhandledRejection', fuzz.onUnhandled)
       process.on('uncaughtException', fuzz.onUncaught)
@@ -483,7 +484,9 @@ export class HandlerFuzz {
    */
   private async signedHeartbeat (digest: string): Promise<void> {
     const id = this.hostile.peerId.toString()
-    const record = validateRecord({ id, incarnation: 1, seq: ++this.markers, status: 'left', addrs: [], weight: 1 })
+    // 'leaving': it owns nothing, so the ring stays as it is, but it is a member the node serves
+    // sync and handoff requests to (it refuses them to strangers and to members that left).
+    const record = validateRecord({ id, incarnation: 1, seq: ++this.markers, status: 'leaving', addrs: [], weight: 1 })
     const signature = recordSigner(this.key).sign(recordPayload(record, id))
     await this.hostile.services.pubsub.publish(clusterTopic(CLUSTER), encodeHeartbeat({ record: { ...record, signer: id, signature }, digest }))
   }

@@ -38,8 +38,7 @@ export const REGRESSIONS: readonly SimRegression[] = [
   },
   {
     seed: 77548,
-    found: 'resurrected: values an acknowledged write (c2-43 on k1, at 13390 ms) had seen and replaced are back (found by the 100,000-seed run of issue 5, not yet diagnosed)',
-    fix: 'none yet',
-    open: true
+    found: 'resurrected: values an acknowledged write (c2-43 on k1, at 13390 ms) had seen and replaced are back. sim0 rejoined (a new life) while partitioned; after the heal it fetched the old copy from sim3 before sim3 had the tombstone, and the reaper on sim4, still seeing sim0 as left, purged without asking it',
+    fix: 'a purge goes ahead only while every member asked has the same member table (digest in the purge-check answer); sync is served only to members the answering member knows as not left'
   }
 ]

@@ -55,8 +55,11 @@ export type SyncResponse =
   | { readonly type: 'objects', readonly entries: readonly KeyObject[] }
   /** How many pushed objects changed the receiver's copy. */
   | { readonly type: 'pushed', readonly changed: number }
-  /** One state per entry, in request order. */
-  | { readonly type: 'copies', readonly states: readonly CopyState[] }
+  /**
+   * One state per entry, in request order; `members` is the answerer's member-table digest, so the
+   * asker purges only while every member it asked sees the same members it does.
+   */
+  | { readonly type: 'copies', readonly states: readonly CopyState[], readonly members?: string }
   /** How many objects were deleted. */
   | { readonly type: 'purged', readonly count: number }
   /** A typed failure: `name` is the error class's name. */

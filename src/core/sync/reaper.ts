@@ -10,6 +10,12 @@ import type { WorkerInit } from './worker.ts'
 export interface TombstoneReaperInit extends WorkerInit {
   /** Every member not gone for good (up, joining, leaving): all of them are asked before a purge. */
   readonly members: () => readonly string[]
+  /**
+   * This member's member-table digest. When given, a purge goes ahead only if every member asked
+   * answers with the same digest and this one's did not change meanwhile: a member that rejoined
+   * (or joined) unseen here may already hold an old copy it was sent, and it is not asked.
+   */
+  readonly membersDigest?: () => string
   /** How long a tombstone is kept at least, from the delete. Default 1 hour. */
   readonly graceMs?: number
   /** Between rounds. Default 30 s. */
@@ -91,6 +97,7 @@ export class TombstoneReaper {
     // Two rounds of questions: the members are asked one after another, so a copy can move from
     // one not yet asked to one already asked (a hint delivered to its target, now no owner) and
     // be missed by the first round; it cannot also leave its new holder unseen by the second.
+    const view = this.init.membersDigest?.()
     const rounds: Array<Map<string, readonly CopyState[]>> = []
     for (let round = 0; round < 2; round++) {
       const states = new Map<string, readonly CopyState[]>()
@@ -98,6 +105,7 @@ export class TombstoneReaper {
         try {
           const answer = expect(await this.init.call(member, { type: 'purge-check', entries: candidates }, 'sync'), 'copies')
           if (answer.states.length !== candidates.length) throw new Error('wrong number of states')
+          if (view !== undefined && answer.members !== view) throw new Error('another view of the members')
           states.set(member, answer.states)
         } catch {
           this.stats.kept += candidates.length
@@ -105,6 +113,10 @@ export class TombstoneReaper {
         }
       }
       rounds.push(states)
+    }
+    if (view !== undefined && this.init.membersDigest?.() !== view) {
+      this.stats.kept += candidates.length
+      return
     }
     const states = rounds[1]!
     const purgeable: number[] = []
