@@ -561,7 +561,7 @@ export class SimNode {
     return async (member, request, channel) => {
       if (request.type !== 'purge-check') return await call(member, request, channel)
       await call(member, request, channel).catch(() => {})
-      return { type: 'copies', states: request.entries.map(() => 'same' as const) }
+      return { type: 'copies', states: request.entries.map(() => 'same' as const), members: this.agent.digest() }
     }
   }
 
