@@ -16,7 +16,8 @@ import { HintedHandoff } from './core/sync/hints.ts'
 import { LatencyMonitor } from './core/sync/load.ts'
 import type { SyncChannel, SyncRequest, SyncResponse, SyncTransport } from './core/sync/messages.ts'
 import { TombstoneReaper } from './core/sync/reaper.ts'
-import { serveSync } from './core/sync/serve.ts'
+import { serveMember } from './core/sync/serve.ts'
+import type { MemberView } from './core/sync/serve.ts'
 import { AdminServer } from './net/admin.ts'
 import { decodeHeartbeat, decodeMemberList, encodeHeartbeat, encodeMemberList } from './net/codec.ts'
 import { Discovery } from './net/discovery.ts'
@@ -210,6 +211,11 @@ export class ShoalNode implements KeyValue {
   private persisting: Promise<void> = Promise.resolve()
   private stopped = false
   private hintsDropped = 0
+  private readonly memberView: MemberView = {
+    own: () => this.agent.member(this.peerId)?.status,
+    status: (member) => this.agent.member(member)?.status,
+    digest: () => this.agent.digest()
+  }
 
   private constructor (init: {
     libp2p: ShoalLibp2p, store: Store, options: NodeOptions, known: MemberRecord[], signer: RecordSigner
@@ -314,15 +320,7 @@ export class ShoalNode implements KeyValue {
       }),
       new MembersServer(libp2p, { records: () => this.agent.records() }),
       new SyncServer(libp2p, {
-        handle: async (request, from) => {
-          if (request.type === 'push' && this.hasLeft()) return { type: 'error', name: 'UnavailableError', message: `${this.peerId} has left the cluster` }
-          // Data moves only between members this node knows: a member that rejoined unseen by the
-          // others could otherwise take an old copy that a tombstone purge then never asks about.
-          const status = this.agent.member(from.toString())?.status
-          if (status === undefined || status === 'left') return { type: 'error', name: 'UnavailableError', message: `${from.toString()} is not a member here` }
-          const response = await serveSync(store, request)
-          return response.type === 'copies' ? { ...response, members: this.agent.digest() } : response
-        }
+        handle: async (request, from) => await serveMember(store, request, from.toString(), this.memberView)
       }),
       new AdminServer(libp2p, {
         handle: async ({ op, member }) => {

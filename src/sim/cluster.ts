@@ -18,7 +18,7 @@ import { LatencyMonitor } from '../core/sync/load.ts'
 import type { KeyDigest, KeyObject, SyncRequest, SyncResponse } from '../core/sync/messages.ts'
 import { TombstoneReaper } from '../core/sync/reaper.ts'
 import type { HeldHint, SyncReplica } from '../core/sync/replica.ts'
-import { serveSync } from '../core/sync/serve.ts'
+import { serveMember } from '../core/sync/serve.ts'
 import type { MemberCall, WorkerInit } from '../core/sync/worker.ts'
 import type { SimNetwork } from './network.ts'
 import type { SimRandom } from './random.ts'
@@ -529,7 +529,7 @@ export class SimNode {
   }
 
   /**
-   * A sync request over the simulated network, answered by the peer's serveSync from its disk;
+   * A sync request over the simulated network, answered by the peer's serveMember from its disk;
    * feeds the failure detector and turns an error response into a rejection, as a node does.
    */
   private async syncCall (member: string, request: SyncRequest): Promise<SyncResponse> {
@@ -538,14 +538,12 @@ export class SimNode {
       response = await this.network.request(this, member, async () => {
         const peer = this.peers().get(member)
         if (peer === undefined) return { type: 'error', name: 'UnreachableError', message: `no member ${member}` }
-        // As a node's sync server does (src/node.ts): a member that left takes no pushes.
-        if (request.type === 'push' && peer.status() === 'left') return { type: 'error', name: 'UnavailableError', message: `${member} has left the cluster` }
-        // As src/node.ts: data moves only between members the answering one knows, and a
-        // purge check's answer carries its view of the members.
-        const known = peer.agent.member(this.id)?.status
-        if (known === undefined || known === 'left') return { type: 'error', name: 'UnavailableError', message: `${this.id} is not a member here` }
-        const response = await serveSync(peer.replica, copySync(request))
-        return copySync(response.type === 'copies' ? { ...response, members: peer.agent.digest() } : response)
+        // As a node's sync server (src/node.ts) answers.
+        return copySync(await serveMember(peer.replica, copySync(request), this.id, {
+          own: () => peer.status(),
+          status: (id) => peer.agent.member(id)?.status,
+          digest: () => peer.agent.digest()
+        }))
       }, this.options.timeoutMs)
     } catch (err) {
       this.agent.observe(member, false)

@@ -39,6 +39,11 @@ export const REGRESSIONS: readonly SimRegression[] = [
   {
     seed: 77548,
     found: 'resurrected: values an acknowledged write (c2-43 on k1, at 13390 ms) had seen and replaced are back. sim0 rejoined (a new life) while partitioned; after the heal it fetched the old copy from sim3 before sim3 had the tombstone, and the reaper on sim4, still seeing sim0 as left, purged without asking it',
-    fix: 'a purge goes ahead only while every member asked has the same member table (digest in the purge-check answer); sync is served only to members the answering member knows as not left'
+    fix: 'a purge goes ahead only while every member asked has the same member table (digest in the purge-check answer); objects are fetched only by members the answering member knows as not left'
+  },
+  {
+    seed: 61019,
+    found: 'leftover: a member that had left kept a copy it could not hand off (found while fixing 77548, when every sync request from a member seen as left was refused, pushes included)',
+    fix: 'only fetches are refused to members seen as left or unknown; pushes, which hand data to a member, are taken from anyone'
   }
 ]

@@ -2,6 +2,7 @@ import { bytesEqual, bytesId } from '../bytes.ts'
 import { encodeObject, objectDigest } from '../causality.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import { sha256 } from '../hash.ts'
+import type { MemberStatus } from '../membership.ts'
 import type { CopyState, KeyObject, SyncRequest, SyncResponse } from './messages.ts'
 import { SYNC_LIMITS } from './messages.ts'
 import type { SyncReplica } from './replica.ts'
@@ -10,6 +11,33 @@ import type { SyncReplica } from './replica.ts'
  * The answering side of anti-entropy and handoff: reads trees and keys, merges what is pushed,
  * reports and purges tombstone copies. Never throws: failures become typed error responses.
  */
+/** What the answering member knows of the membership, for {@link serveMember}. */
+export interface MemberView {
+  /** This member's own status. */
+  readonly own: () => MemberStatus | undefined
+  /** This member's record of another. */
+  readonly status: (member: string) => MemberStatus | undefined
+  /** This member's member-table digest. */
+  readonly digest: () => string
+}
+
+/**
+ * serveSync as one member answers another. A member that left takes no pushes (what it is sent
+ * must go elsewhere). Objects are fetched from here only by members this one knows as not left: a
+ * member that rejoined unseen by the others could otherwise take an old copy that a tombstone
+ * purge then never asks about. (Anyone may push here: a copy that arrives is one this member
+ * holds, and answers for when a purge asks.) A purge check's answer carries this member's view
+ * of the members, so the purger goes ahead only while everyone it asked sees the members it sees.
+ */
+export async function serveMember (replica: SyncReplica, request: SyncRequest, from: string, view: MemberView): Promise<SyncResponse> {
+  const self = view.own()
+  if (request.type === 'push' && self === 'left') return { type: 'error', name: 'UnavailableError', message: 'this member has left the cluster' }
+  const status = view.status(from)
+  if (request.type === 'fetch' && (status === undefined || status === 'left')) return { type: 'error', name: 'UnavailableError', message: `${from} is not a member here` }
+  const response = await serveSync(replica, request)
+  return response.type === 'copies' ? { ...response, members: view.digest() } : response
+}
+
 export async function serveSync (replica: SyncReplica, request: SyncRequest): Promise<SyncResponse> {
   try {
     switch (request.type) {
