@@ -24,6 +24,7 @@ import { TombstoneReaper } from '../../src/core/sync/reaper.ts'
 import { rootsOf, serveSync, summarize } from '../../src/core/sync/serve.ts'
 import type { MemberCall } from '../../src/core/sync/worker.ts'
 import { Store } from '../../src/store/store.ts'
+import { eventually } from '../support/eventually.ts'
 
 const PARTITIONS = 16
 
@@ -1274,13 +1275,13 @@ describe('sync', () => {
       const ae = new AntiEntropy({ self: 'a', env, replica: a, ring: () => ring, isUp: n.isUp, call: n.call, intervalMs: 1000 })
       ae.start()
       try {
-        await settle(env, new Promise(resolve => setTimeout(resolve, 20)))
+        await settle(env, ae.ready())
         assert.equal(ae.stats.treesVerified, 0, 'the first pass failed at its first partition')
-        for (let round = 0; round < 3 && ae.stats.keysRepaired < 20; round++) {
-          await env.advance(1000)
-          await settle(env, new Promise(resolve => setTimeout(resolve, 50)))
-        }
-        assert.equal(ae.stats.treesVerified, held)
+        // Waited for, not asked for: ready() would itself run the pass again.
+        await env.advance(1000)
+        await settle(env, eventually('the next round runs the pass again', () => ae.stats.treesVerified === held, 2000, 5))
+        await env.advance(1000)
+        await settle(env, eventually('an exchange repairs b', () => ae.stats.keysRepaired >= 20, 5000, 5))
         assert.equal(ae.stats.keysRepaired, 20, 'b got every key once the partitions were checked')
         assertSameContents(await contents(a), await contents(n.store('b')), 'converged')
       } finally {
