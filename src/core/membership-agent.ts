@@ -26,24 +26,29 @@ export interface RecordSigner {
   verify: (signer: string, payload: Uint8Array, signature: Uint8Array) => boolean
 }
 
-export interface MembershipAgentInit {
-  readonly self: MemberRecord
+export interface MembershipViewInit {
   readonly env: Env
-  /** Broadcast on the cluster topic (gossipsub in a node). */
-  readonly publish: (heartbeat: Heartbeat) => void
-  /** Fetch another member's full table (membership anti-entropy). */
+  /** Fetch a member's full table (membership anti-entropy). */
   readonly pull: (member: string) => Promise<readonly MemberRecord[]>
   /** Records known before start: the persisted table, or a static cluster's members. */
   readonly known?: Iterable<MemberRecord>
-  readonly intervalMs?: number
   readonly ring?: RingOptions
   readonly detector?: PhiOptions
   /** Called with the ids whose records changed. */
   readonly onChange?: (changed: readonly string[]) => void
   /**
-   * Sign own records and accept only records signed by the member they describe, or, for a
-   * 'left' record (an operator's remove), by a member this node knows as up or leaving.
+   * Accept only records signed by the member they describe, or, for a 'left' record (an
+   * operator's remove), by a member this view knows as up or leaving.
    */
+  readonly signer?: RecordSigner
+}
+
+export interface MembershipAgentInit extends MembershipViewInit {
+  readonly self: MemberRecord
+  /** Broadcast on the cluster topic (gossipsub in a node). */
+  readonly publish: (heartbeat: Heartbeat) => void
+  readonly intervalMs?: number
+  /** Signs this member's own records too. */
   readonly signer?: RecordSigner
 }
 
@@ -55,57 +60,38 @@ export const HEARTBEAT_INTERVAL_MS = 1000
 export const ACCEPTABLE_PAUSE_MS = 2000
 
 /**
- * One member's view of the cluster: publishes its heartbeat, merges what others publish, pulls a
- * peer's whole table when the digests disagree (so a lost heartbeat never leaves a permanent split
+ * What one peer knows of the cluster: merges the heartbeats members publish, pulls a member's
+ * whole table when the digests disagree (so a lost heartbeat never leaves a permanent split
  * view), and keeps a phi-accrual detector per member. Liveness steers routing only; the ring is a
- * function of the member records alone.
+ * function of the member records alone. A client peer keeps one of these to route requests
+ * itself (Dynamo §6.4) without ever becoming a member; a member's {@link MembershipAgent} adds
+ * its own record and heartbeat.
  */
-export class MembershipAgent {
-  private readonly env: Env
-  private readonly publish: (heartbeat: Heartbeat) => void
+export class MembershipView {
+  protected readonly env: Env
+  protected readonly table: MemberTable
+  protected readonly detectors: FailureDetectors
+  protected readonly onChange: (changed: readonly string[]) => void
+  protected readonly signer: RecordSigner | undefined
   private readonly pull: (member: string) => Promise<readonly MemberRecord[]>
-  private readonly intervalMs: number
   private readonly ringOptions: RingOptions
-  private readonly onChange: (changed: readonly string[]) => void
-  private readonly table: MemberTable
-  private readonly detectors: FailureDetectors
-  private readonly pulling = new Set<string>()
-  private readonly signer: RecordSigner | undefined
-  private record: MemberRecord
-  private timer: Timer | undefined
+  private readonly pulling = new Map<string, Promise<void>>()
   private ringCache: { key: string, ring: Ring } | undefined
 
-  constructor (init: MembershipAgentInit) {
+  constructor (init: MembershipViewInit) {
     this.env = init.env
-    this.publish = init.publish
     this.pull = init.pull
-    this.intervalMs = init.intervalMs ?? HEARTBEAT_INTERVAL_MS
     this.ringOptions = init.ring ?? {}
     this.onChange = init.onChange ?? (() => {})
     this.detectors = new FailureDetectors({ acceptablePauseMs: ACCEPTABLE_PAUSE_MS, ...init.detector })
     this.signer = init.signer
     // Records from this node's own disk are trusted as they are.
     this.table = new MemberTable(init.known)
-    this.record = this.sign(init.self, init.self.id)
-    this.table.merge(this.record)
   }
 
-  get id (): string {
-    return this.record.id
-  }
-
-  start (): void {
-    if (this.timer !== undefined) return
-    const beat = (): void => {
-      this.publish({ record: this.record, digest: this.table.digest() })
-      this.timer = this.env.setTimer(this.intervalMs, beat)
-    }
-    beat()
-  }
-
-  stop (): void {
-    this.timer?.cancel()
-    this.timer = undefined
+  /** The peer this view belongs to when it is a member, whose own record only it may change. */
+  protected get self (): string | undefined {
+    return undefined
   }
 
   /**
@@ -120,11 +106,21 @@ export class MembershipAgent {
     } catch {
       return false
     }
-    if (record.id !== from || from === this.record.id || !this.authentic(record)) return false
+    if (record.id !== from || from === this.self || !this.authentic(record)) return false
     this.detectors.heartbeat(from, this.env.now())
     if (this.table.merge(record)) this.onChange([record.id])
-    if (digest !== this.table.digest()) this.pullFrom(from)
+    if (digest !== this.table.digest()) void this.pullFrom(from)
     return true
+  }
+
+  /**
+   * Pulls `member`'s whole table now and merges what is authentic (a client's first view of the
+   * cluster). Rejects when the member cannot be reached.
+   */
+  async refresh (member: string): Promise<void> {
+    const records = await this.pull(member)
+    this.detectors.heartbeat(member, this.env.now())
+    this.mergePulled(records)
   }
 
   /** Serves another member's pull. */
@@ -134,6 +130,115 @@ export class MembershipAgent {
 
   member (id: string): MemberRecord | undefined {
     return this.table.get(id)
+  }
+
+  /** The ring of the members that own partitions; rebuilt only when that set changes. */
+  ring (): Ring {
+    const members = this.table.ringMembers()
+    const key = members.map(m => `${m.id}:${m.weight}`).join(',')
+    if (this.ringCache?.key !== key) this.ringCache = { key, ring: new Ring(members, this.ringOptions) }
+    return this.ringCache.ring
+  }
+
+  liveness (id: string): Liveness {
+    if (id === this.self) return 'alive'
+    return this.detectors.liveness(id, this.env.now())
+  }
+
+  isUp (id: string): boolean {
+    return this.liveness(id) === 'alive'
+  }
+
+  /** The outcome of a request to `id`: failures make it suspect before phi notices. */
+  observe (id: string, ok: boolean): void {
+    if (id === this.self) return
+    if (ok) this.detectors.requestSucceeded(id, this.env.now())
+    else this.detectors.requestFailed(id, this.env.now())
+  }
+
+  digest (): string {
+    return this.table.digest()
+  }
+
+  /**
+   * Whether a record from the network may enter the table: signed by the member it describes,
+   * or a 'left' record signed by a member that is up or leaving here (an operator's remove).
+   * A peer outside the cluster, or a member speaking for another, changes nobody's ring.
+   */
+  protected authentic (record: MemberRecord): boolean {
+    if (this.signer === undefined) return true
+    const { signer, signature } = record
+    if (signer === undefined || signature === undefined) return false
+    if (signer !== record.id) {
+      const status = this.table.get(signer)?.status
+      if (record.status !== 'left' || (status !== 'up' && status !== 'leaving')) return false
+    }
+    return this.signer.verify(signer, recordPayload(record, signer), signature)
+  }
+
+  private async pullFrom (member: string): Promise<void> {
+    const running = this.pulling.get(member)
+    if (running !== undefined) return await running
+    const pulled = this.pull(member).then(records => { this.mergePulled(records) }, () => {
+      this.observe(member, false)
+    }).finally(() => { this.pulling.delete(member) })
+    this.pulling.set(member, pulled)
+    await pulled
+  }
+
+  private mergePulled (records: readonly MemberRecord[]): void {
+    const valid: MemberRecord[] = []
+    for (const r of records) {
+      try { valid.push(validateRecord(r)) } catch {}
+    }
+    // Our own record is ours alone to change: a stale copy from a peer must not replace it.
+    const others = valid.filter(r => r.id !== this.self)
+    // Members' own records first, so a remove signed by a member learnt in this same pull counts.
+    const changed = new Set(this.table.mergeAll(others.filter(r => r.signer === r.id && this.authentic(r))))
+    for (const id of this.table.mergeAll(others.filter(r => r.signer !== r.id && this.authentic(r)))) changed.add(id)
+    if (changed.size > 0) this.onChange([...changed].sort())
+  }
+}
+
+/**
+ * One member's view of the cluster ({@link MembershipView}) that also publishes its own record
+ * as a heartbeat every interval.
+ */
+export class MembershipAgent extends MembershipView {
+  private readonly publish: (heartbeat: Heartbeat) => void
+  private readonly intervalMs: number
+  private record: MemberRecord
+  private timer: Timer | undefined
+
+  constructor (init: MembershipAgentInit) {
+    super(init)
+    this.publish = init.publish
+    this.intervalMs = init.intervalMs ?? HEARTBEAT_INTERVAL_MS
+    this.record = this.sign(init.self, init.self.id)
+    this.table.merge(this.record)
+  }
+
+  get id (): string {
+    return this.record.id
+  }
+
+  protected override get self (): string | undefined {
+    // Read during the base constructor too, before the record exists.
+    return this.record?.id
+  }
+
+  start (): void {
+    if (this.timer !== undefined) return
+    const beat = (): void => {
+      this.publish({ record: this.record, digest: this.table.digest() })
+      this.timer = this.env.setTimer(this.intervalMs, beat)
+    }
+    beat()
+  }
+
+  stop (): void {
+    this.timer?.cancel()
+    this.timer = undefined
   }
 
   /** Changes this member's own record (status, addresses, weight) and publishes it at once. */
@@ -165,73 +270,10 @@ export class MembershipAgent {
     return removed
   }
 
-  /** The ring of the members that own partitions; rebuilt only when that set changes. */
-  ring (): Ring {
-    const members = this.table.ringMembers()
-    const key = members.map(m => `${m.id}:${m.weight}`).join(',')
-    if (this.ringCache?.key !== key) this.ringCache = { key, ring: new Ring(members, this.ringOptions) }
-    return this.ringCache.ring
-  }
-
-  liveness (id: string): Liveness {
-    if (id === this.record.id) return 'alive'
-    return this.detectors.liveness(id, this.env.now())
-  }
-
-  isUp (id: string): boolean {
-    return this.liveness(id) === 'alive'
-  }
-
-  /** The outcome of a request to `id`: failures make it suspect before phi notices. */
-  observe (id: string, ok: boolean): void {
-    if (id === this.record.id) return
-    if (ok) this.detectors.requestSucceeded(id, this.env.now())
-    else this.detectors.requestFailed(id, this.env.now())
-  }
-
-  digest (): string {
-    return this.table.digest()
-  }
-
   private sign (record: MemberRecord, signer: string): MemberRecord {
     const { signer: _signer, signature: _signature, ...fields } = record
     if (this.signer === undefined) return fields
     return { ...fields, signer, signature: this.signer.sign(recordPayload(fields, signer)) }
-  }
-
-  /**
-   * Whether a record from the network may enter the table: signed by the member it describes,
-   * or a 'left' record signed by a member that is up or leaving here (an operator's remove).
-   * A peer outside the cluster, or a member speaking for another, changes nobody's ring.
-   */
-  private authentic (record: MemberRecord): boolean {
-    if (this.signer === undefined) return true
-    const { signer, signature } = record
-    if (signer === undefined || signature === undefined) return false
-    if (signer !== record.id) {
-      const status = this.table.get(signer)?.status
-      if (record.status !== 'left' || (status !== 'up' && status !== 'leaving')) return false
-    }
-    return this.signer.verify(signer, recordPayload(record, signer), signature)
-  }
-
-  private pullFrom (member: string): void {
-    if (this.pulling.has(member)) return
-    this.pulling.add(member)
-    this.pull(member).then(records => {
-      const valid: MemberRecord[] = []
-      for (const r of records) {
-        try { valid.push(validateRecord(r)) } catch {}
-      }
-      // Our own record is ours alone to change: a stale copy from a peer must not replace it.
-      const others = valid.filter(r => r.id !== this.record.id)
-      // Members' own records first, so a remove signed by a member learnt in this same pull counts.
-      const changed = new Set(this.table.mergeAll(others.filter(r => r.signer === r.id && this.authentic(r))))
-      for (const id of this.table.mergeAll(others.filter(r => r.signer !== r.id && this.authentic(r)))) changed.add(id)
-      if (changed.size > 0) this.onChange([...changed].sort())
-    }, () => {
-      this.observe(member, false)
-    }).finally(() => { this.pulling.delete(member) })
   }
 }
 

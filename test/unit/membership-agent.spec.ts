@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import type { Env, Timer } from '../../src/core/env.ts'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { MembershipAgent } from '../../src/core/membership-agent.ts'
+import { MembershipAgent, MembershipView } from '../../src/core/membership-agent.ts'
 import type { Heartbeat, RecordSigner } from '../../src/core/membership-agent.ts'
 import { recordPayload } from '../../src/core/membership.ts'
 import type { MemberRecord } from '../../src/core/membership.ts'
@@ -222,5 +222,28 @@ describe('membership agent with signed records', () => {
     assert.equal(removed.signer, a.id)
     assert.equal(agentC.receive(b.id, { record: removed, digest: '' }), true)
     assert.equal(agentC.member(b.id)?.status, 'left')
+  })
+
+  it('a client\'s view takes members\' signed heartbeats and pulled tables, and is no member itself', async () => {
+    const env = new ManualEnv()
+    const [a, b, c] = [members[0]!, members[1]!, members[2]!]
+    const changed: string[] = []
+    const view = new MembershipView({
+      env,
+      pull: async () => [signed(a), signed(b), { ...record(c.id), signer: c.id, signature: b.signer.sign(recordPayload(record(c.id), c.id)) }],
+      ring: { partitions: 64 },
+      signer: a.signer,
+      onChange: ids => { changed.push(...ids) }
+    })
+    assert.deepEqual(view.ring().members, [], 'an empty view owns nothing: a client is no member')
+    await view.refresh(a.id)
+    assert.deepEqual(view.records().map(r => r.id).sort(), [a.id, b.id].sort(), 'c\'s forged record stayed out')
+    assert.deepEqual(changed.sort(), [a.id, b.id].sort())
+    assert.equal(view.isUp(a.id), true, 'the member pulled from answered')
+    assert.equal(view.receive(c.id, { record: { ...signed(c), seq: 4 }, digest: '' }), false, 'altered after signing')
+    assert.equal(view.receive(c.id, { record: signed(c), digest: '' }), true)
+    assert.deepEqual(view.ring().members.map(m => m.id).sort(), [a.id, b.id, c.id].sort())
+    env.advance(10_000)
+    assert.equal(view.isUp(c.id), false, 'silent members are seen down')
   })
 })
