@@ -1,11 +1,17 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { toBytes } from './core/bytes.ts'
-import { SERVE_DEADLINES } from './core/coordinator/coordinator.ts'
+import { Coordinator, DEFAULT_QUORUM, SERVE_DEADLINES } from './core/coordinator/coordinator.ts'
+import type { LocalReplica } from './core/coordinator/coordinator.ts'
 import { decodeContext, encodeContext } from './core/causality.ts'
+import type { DvvSet } from './core/causality.ts'
 import type { KvRequest, KvResponse } from './core/coordinator/messages.ts'
 import { InvalidArgumentError, ShoalError, UnavailableError, UnreachableError, remoteError } from './core/errors.ts'
-import { MemberTable } from './core/membership.ts'
+import { MembershipView } from './core/membership-agent.ts'
+import { DEFAULT_N, DEFAULT_PARTITIONS } from './core/ring.ts'
 import { adminCall } from './net/admin.ts'
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from './net/constants.ts'
 import { decodeHeartbeat } from './net/codec.ts'
@@ -13,11 +19,13 @@ import type { AdminRequest } from './net/codec.ts'
 import { Discovery } from './net/discovery.ts'
 import { ClusterGossip } from './net/gossip.ts'
 import { kvTransport } from './net/kv.ts'
+import { pullMembers } from './net/members.ts'
+import { recordSigner } from './net/record-signer.ts'
 import { checkAddresses, createShoalLibp2p } from './net/libp2p.ts'
 import { parsePsk } from './net/psk.ts'
 import type { ShoalLibp2p } from './net/libp2p.ts'
-import { DEFAULT_CLUSTER, DEFAULT_TIMEOUT_MS, readResult } from './node.ts'
-import type { GetResult, KeyValue, PutResult, ReadOptions, WriteOptions } from './node.ts'
+import { DEFAULT_CLUSTER, DEFAULT_TIMEOUT_MS, readResult, realEnv } from './node.ts'
+import type { GetResult, KeyValue, MemberState, NodeStatus, PutResult, ReadOptions, WriteOptions } from './node.ts'
 
 export interface ClientOptions {
   /** Multiaddrs (with `/p2p/<peer id>`) of one or more members. */
@@ -30,12 +38,31 @@ export interface ClientOptions {
    * client cannot even connect. A malformed key is an InvalidArgumentError before anything starts.
    */
   readonly psk?: Uint8Array
+  /**
+   * Who coordinates requests. 'client' (the default): the client keeps the member table it learns
+   * from gossip, reads the key's replicas itself and sends writes straight to a member of the
+   * key's preference list, one hop fewer than 'server', where a member coordinates every request.
+   */
+  readonly routing?: Routing
+}
+
+export type Routing = 'client' | 'server'
+
+/** A member as a client peer sees it. */
+export interface ClientMember {
+  readonly peerId: string
+  readonly state: MemberState
+  readonly addrs: readonly string[]
+  /** Partitions this member is a primary of. */
+  readonly partitions: number
 }
 
 /**
  * A client peer: joins the cluster's network and gossip to learn the members, stores nothing,
- * and is no member. Each request goes to a member, which coordinates it (or forwards it to the
- * key's preflist); when a member cannot be reached the next one is tried.
+ * and is no member. With client routing (the default) it computes each key's preference list
+ * itself, reads the replicas and merges their copies (Dynamo §6.4), and hands writes to a live
+ * member of the preference list; with server routing each request goes to a member, which
+ * coordinates it. Either way, when a member cannot be reached the next one is tried.
  *
  * @example
  * ```ts
@@ -46,30 +73,55 @@ export interface ClientOptions {
  * ```
  */
 export class ShoalClient implements KeyValue {
+  /** How requests are coordinated: see {@link ClientOptions.routing}. */
+  readonly routing: Routing
   private readonly libp2p: ShoalLibp2p
   private readonly gossip: ClusterGossip
   private readonly discovery: Discovery
-  private readonly members = new MemberTable()
+  private readonly view: MembershipView
+  private readonly coordinator: Coordinator
   private readonly bootstrap: readonly string[]
   private readonly bootstrapPeers: string[]
   private readonly timeoutMs: number
-  private readonly privateNetwork: boolean
   private readonly send: (to: string, request: KvRequest, timeoutMs: number) => Promise<KvResponse>
+  private readonly abort = new AbortController()
+  private readonly counts = { routed: 0, forwarded: 0 }
 
-  private constructor (libp2p: ShoalLibp2p, options: ClientOptions) {
+  private constructor (libp2p: ShoalLibp2p, options: ClientOptions, joined: Joined) {
     this.libp2p = libp2p
+    this.routing = options.routing ?? 'client'
     this.timeoutMs = options.timeoutMs ?? SERVE_DEADLINES * DEFAULT_TIMEOUT_MS
-    this.privateNetwork = options.psk !== undefined
     this.bootstrap = options.bootstrap
     this.bootstrapPeers = options.bootstrap.map(peerOf)
-    this.send = kvTransport(libp2p)
+    this.send = kvTransport(libp2p, { signal: this.abort.signal })
     this.discovery = new Discovery(libp2p, { bootstrap: [...options.bootstrap] })
+    const { n, r, w } = joined.replication
+    this.view = new MembershipView({
+      env: realEnv,
+      ring: { n, partitions: DEFAULT_PARTITIONS },
+      pull: async (member) => await pullMembers(libp2p, member, this.timeoutMs, { signal: this.abort.signal }),
+      // Records are checked as members check them: a peer cannot speak for another.
+      signer: recordSigner(joined.privateKey),
+      onChange: (ids) => { this.membersChanged(ids) }
+    })
     this.gossip = new ClusterGossip(libp2p, options.cluster ?? DEFAULT_CLUSTER, (from, data) => {
       try {
-        const { record } = decodeHeartbeat(data)
-        // A member speaks only for itself.
-        if (record.id === from) this.members.merge(record)
+        this.view.receive(from, decodeHeartbeat(data))
       } catch {}
+    })
+    // The client's requests to replicas each get one member's deadline; a write handed to an
+    // owner waits for that owner's own (FORWARD_DEADLINES): together one request's deadline.
+    this.coordinator = new Coordinator({
+      self: libp2p.peerId.toString(),
+      env: realEnv,
+      replica: NO_REPLICA,
+      transport: this.send,
+      ring: () => this.view.ring(),
+      isUp: (member) => this.view.isUp(member),
+      observe: (member, ok) => { this.view.observe(member, ok) },
+      r,
+      w,
+      timeoutMs: Math.max(1, Math.floor(this.timeoutMs / SERVE_DEADLINES))
     })
   }
 
@@ -83,17 +135,26 @@ export class ShoalClient implements KeyValue {
     if (options.timeoutMs !== undefined && (!Number.isFinite(options.timeoutMs) || options.timeoutMs <= 0)) {
       throw new InvalidArgumentError(`timeoutMs must be a positive number, got ${options.timeoutMs}`)
     }
+    if (options.routing !== undefined && options.routing !== 'client' && options.routing !== 'server') {
+      throw new InvalidArgumentError(`routing must be 'client' or 'server', got ${JSON.stringify(options.routing)}`)
+    }
+    const privateKey = await generateKeyPair('Ed25519')
     const libp2p = await createShoalLibp2p({
-      privateKey: await generateKeyPair('Ed25519'),
+      privateKey,
       listen: [],
       bootstrap: [...options.bootstrap],
       mdns: false,
       cluster: options.cluster ?? DEFAULT_CLUSTER,
       ...(options.psk === undefined ? {} : { psk: options.psk })
     })
-    const client = new ShoalClient(libp2p, options)
+    let client: ShoalClient
     try {
-      await client.connect(options.bootstrap)
+      const timeoutMs = options.timeoutMs ?? SERVE_DEADLINES * DEFAULT_TIMEOUT_MS
+      const member = await connect(libp2p, options.bootstrap, timeoutMs, options.psk !== undefined)
+      const status = await adminCall(libp2p, member, { op: 'status' }, timeoutMs) as Partial<NodeStatus>
+      client = new ShoalClient(libp2p, options, { privateKey, replication: replicationOf(status) })
+      // The member table before the first request, so that it can already be routed here.
+      if (client.routing === 'client') await client.view.refresh(peerOf(member))
     } catch (err) {
       await libp2p.stop()
       throw err
@@ -104,21 +165,41 @@ export class ShoalClient implements KeyValue {
   }
 
   async put (key: string | Uint8Array, value: string | Uint8Array, options: WriteOptions = {}): Promise<PutResult> {
-    const response = await this.request(putRequest(keyBytes(key), valueBytes(value), options))
-    if (response.type !== 'put') throw new ShoalError(`unexpected ${response.type} response to a put`)
-    return { context: encodeContext(response.object.vv) }
+    const object = await this.write(keyBytes(key), valueBytes(value), options)
+    return { context: encodeContext(object.vv) }
   }
 
   async get (key: string | Uint8Array, options: ReadOptions = {}): Promise<GetResult | undefined> {
     const r = checkQuorum('r', options.r)
-    const response = await this.request({ type: 'get', key: keyBytes(key), ...(r === undefined ? {} : { r }) })
+    const bytes = keyBytes(key)
+    if (this.routed()) {
+      this.counts.routed++
+      return readResult(await this.coordinator.get(bytes, r === undefined ? {} : { r }))
+    }
+    const response = await this.request({ type: 'get', key: bytes, ...(r === undefined ? {} : { r }) })
     if (response.type !== 'get') throw new ShoalError(`unexpected ${response.type} response to a get`)
     return readResult(response.object)
   }
 
   async delete (key: string | Uint8Array, options: WriteOptions = {}): Promise<void> {
-    const response = await this.request(putRequest(keyBytes(key), null, options))
-    if (response.type !== 'put') throw new ShoalError(`unexpected ${response.type} response to a delete`)
+    await this.write(keyBytes(key), null, options)
+  }
+
+  /** The members this client knows, with their state as it sees them (empty with server routing until gossip arrives). */
+  members (): ClientMember[] {
+    const ring = this.view.ring()
+    return this.view.records().map(record => ({
+      peerId: record.id,
+      state: record.status === 'leaving' || record.status === 'left' ? record.status : memberState(this.view.liveness(record.id)),
+      addrs: record.addrs,
+      partitions: ring.replicaCount(record.id)
+    }))
+  }
+
+  /** The key's preference list as this client sees it: the members holding its N replicas. */
+  owners (key: string | Uint8Array): string[] {
+    const ring = this.view.ring()
+    return [...ring.owners(ring.partitionOf(keyBytes(key)))]
   }
 
   /** The copy held by the first bootstrap member itself: no quorum, no repair (for operators and tests). */
@@ -135,34 +216,75 @@ export class ShoalClient implements KeyValue {
   }
 
   async stop (): Promise<void> {
+    this.abort.abort()
     this.discovery.stop()
     this.gossip.stop()
     await this.libp2p.stop()
   }
 
-  /** Connects to the first bootstrap member that answers, so requests have somewhere to go. */
-  private async connect (addrs: readonly string[]): Promise<void> {
-    const failures: string[] = []
-    let refused = 0
-    for (const addr of addrs) {
+  /**
+   * Requests this client routed itself (reads it coordinated, writes it handed to a preflist
+   * member) and requests it sent to a member to coordinate (server routing, or a fallback when
+   * no owner could take a write).
+   */
+  get stats (): { readonly routed: number, readonly forwarded: number } {
+    return { ...this.counts }
+  }
+
+  /** Whether this request is routed here: client routing, and a ring to route with. */
+  private routed (): boolean {
+    return this.routing === 'client' && this.view.ring().members.length > 0
+  }
+
+  private async write (key: Uint8Array, value: Uint8Array | null, options: WriteOptions): Promise<DvvSet> {
+    const request = putRequest(key, value, options)
+    if (this.routed()) {
+      this.counts.routed++
       try {
-        await this.libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(this.timeoutMs) })
-        return
+        return await this.coordinator.put(key, value, { context: request.context, ...(request.w === undefined ? {} : { w: request.w }) })
       } catch (err) {
-        failures.push(`${addr}: ${(err as Error).message}`)
-        if ((err as Error).message.includes('ECONNREFUSED')) refused++
+        // Handed to no owner (each unreachable or, with a newer ring than ours, no owner at all):
+        // nothing was written, so a member may coordinate it with its own view of the ring.
+        if ((err as Error).name !== 'UnavailableError') throw err
       }
     }
-    // A private network's handshake fails without saying why (a reset or a timeout): say it here,
-    // unless nothing even listened there.
-    const hint = refused === addrs.length ? '' : this.privateNetwork ? '; is this the cluster\'s private-network key?' : '; if the cluster runs with a private-network key, give it (--psk FILE, or the psk option)'
-    throw new UnreachableError(`no bootstrap member could be reached (${failures.join('; ')}${hint})`)
+    const response = await this.request(request)
+    if (response.type !== 'put') throw new ShoalError(`unexpected ${response.type} response to a ${value === null ? 'delete' : 'put'}`)
+    return response.object
+  }
+
+  /**
+   * Members new or changed in the table: their addresses go to the peer store, so requests can
+   * reach them, and a connection opens ahead of the first request. Unlike members, a client
+   * dials at once: no member ever dials a client.
+   */
+  private membersChanged (ids: readonly string[]): void {
+    for (const id of ids) {
+      const record = this.view.member(id)
+      if (record === undefined || record.status === 'left') continue
+      let peer: PeerId
+      const addrs: Multiaddr[] = []
+      try {
+        peer = peerIdFromString(id)
+        for (const addr of record.addrs) addrs.push(multiaddr(addr.replace(/\/p2p\/[^/]+$/, '')))
+      } catch {
+        continue
+      }
+      this.libp2p.peerStore.merge(peer, { multiaddrs: addrs })
+        .then(async () => {
+          if (this.abort.signal.aborted || this.libp2p.getConnections(peer).length > 0) return
+          await this.libp2p.dial(peer, { signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.timeoutMs)]) })
+        })
+        // Not reachable now: the request that needs it dials again, and fails over if it must.
+        .catch(() => {})
+    }
   }
 
   /** Sends to the members in turn, connected ones first; moves on only when one is unreachable. */
   private async request (request: KvRequest): Promise<KvResponse> {
+    this.counts.forwarded++
     const connected = new Set(this.libp2p.getConnections().map(c => c.remotePeer.toString()))
-    const known = [...new Set([...this.bootstrapPeers, ...this.members.all().filter(m => m.status !== 'left').map(m => m.id)])]
+    const known = [...new Set([...this.bootstrapPeers, ...this.view.records().filter(m => m.status !== 'left').map(m => m.id)])]
     const order = [...known.filter(id => connected.has(id)), ...known.filter(id => !connected.has(id))]
     const failures: string[] = []
     for (const member of order) {
@@ -182,12 +304,61 @@ export class ShoalClient implements KeyValue {
   }
 }
 
+/** What a client learns from the member it joins through. */
+interface Joined {
+  readonly privateKey: PrivateKey
+  readonly replication: { readonly n: number, readonly r: number, readonly w: number }
+}
+
+/** A client holds no data: the coordinator never reads or writes locally, since the client owns no key. */
+const NO_REPLICA: LocalReplica = {
+  actorId: '',
+  get: async () => { throw new ShoalError('a client peer holds no replica') },
+  modify: async () => { throw new ShoalError('a client peer holds no replica') },
+  merge: async () => { throw new ShoalError('a client peer holds no replica') },
+  putHint: async () => { throw new ShoalError('a client peer holds no replica') }
+}
+
+/**
+ * Connects to the first bootstrap member that answers, so requests have somewhere to go; returns
+ * its address.
+ */
+async function connect (libp2p: ShoalLibp2p, addrs: readonly string[], timeoutMs: number, privateNetwork: boolean): Promise<string> {
+  const failures: string[] = []
+  let refused = 0
+  for (const addr of addrs) {
+    try {
+      await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(timeoutMs) })
+      return addr
+    } catch (err) {
+      failures.push(`${addr}: ${(err as Error).message}`)
+      if ((err as Error).message.includes('ECONNREFUSED')) refused++
+    }
+  }
+  // A private network's handshake fails without saying why (a reset or a timeout): say it here,
+  // unless nothing even listened there.
+  const hint = refused === addrs.length ? '' : privateNetwork ? '; is this the cluster\'s private-network key?' : '; if the cluster runs with a private-network key, give it (--psk FILE, or the psk option)'
+  throw new UnreachableError(`no bootstrap member could be reached (${failures.join('; ')}${hint})`)
+}
+
+/** N, R and W as the member reports them; a member too old to say gets Dynamo's 3, 2, 2. */
+function replicationOf (status: Partial<NodeStatus>): Joined['replication'] {
+  const given = status?.replication
+  const valid = (value: unknown, max: number): value is number => Number.isInteger(value) && (value as number) >= 1 && (value as number) <= max
+  if (given !== undefined && valid(given.n, MAX_QUORUM) && valid(given.r, given.n) && valid(given.w, given.n)) return given
+  return { n: DEFAULT_N, r: DEFAULT_QUORUM, w: DEFAULT_QUORUM }
+}
+
+function memberState (liveness: 'alive' | 'suspect' | 'down'): MemberState {
+  return liveness === 'alive' ? 'up' : liveness
+}
+
 /** Starts a client peer. See {@link ShoalClient}. */
 export async function createClient (options: ClientOptions): Promise<ShoalClient> {
   return await ShoalClient.create(options)
 }
 
-function putRequest (key: Uint8Array, value: Uint8Array | null, options: WriteOptions): KvRequest {
+function putRequest (key: Uint8Array, value: Uint8Array | null, options: WriteOptions): Extract<KvRequest, { type: 'put' }> {
   checkQuorum('w', options.w)
   return {
     type: 'put',

@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises'
 import { toBytes } from './core/bytes.ts'
 import { decodeContext, encodeContext, isDeleted, values } from './core/causality.ts'
 import type { DvvSet, VersionVector } from './core/causality.ts'
-import { Coordinator, DEFAULT_TIMEOUT_MS, SERVE_DEADLINES } from './core/coordinator/coordinator.ts'
+import { Coordinator, DEFAULT_QUORUM, DEFAULT_TIMEOUT_MS, SERVE_DEADLINES } from './core/coordinator/coordinator.ts'
 import type { Env } from './core/env.ts'
 import { InvalidArgumentError, MalformedDataError, UnavailableError, remoteError } from './core/errors.ts'
 import { MembershipAgent } from './core/membership-agent.ts'
@@ -150,6 +150,8 @@ export interface NodeStatus {
     readonly keysDropped: number
   }
   readonly tombstones: { readonly purged: number, readonly kept: number }
+  /** Replicas per key and the default quorums: client peers route with these. */
+  readonly replication: { readonly n: number, readonly r: number, readonly w: number }
 }
 
 /** The key-value operations a node and a client peer share. */
@@ -424,7 +426,8 @@ export class ShoalNode implements KeyValue {
         intervalMs: ae.intervalMs
       },
       handoff: { ...this.handoff.stats },
-      tombstones: { ...this.reaper.stats }
+      tombstones: { ...this.reaper.stats },
+      replication: { n: ring.n, r: this.options.r ?? DEFAULT_QUORUM, w: this.options.w ?? DEFAULT_QUORUM }
     }
   }
 

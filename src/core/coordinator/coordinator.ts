@@ -38,6 +38,8 @@ export interface Limits {
 
 export const DEFAULT_LIMITS: Limits = { maxKeyBytes: 1024, maxValueBytes: 1024 * 1024, maxSiblings: 100 }
 export const DEFAULT_TIMEOUT_MS = 5000
+/** Replies a get waits for and acknowledgements a put waits for, unless told otherwise. */
+export const DEFAULT_QUORUM = 2
 /**
  * A forwarded put waits this many request deadlines: the owner spends up to one on its replicas,
  * so the forwarder must outwait it to hear its QuorumError rather than time out first.
@@ -120,8 +122,8 @@ export class Coordinator {
     this.ring = init.ring
     this.isUp = (member) => member === this.self || init.isUp(member)
     this.observe = init.observe ?? (() => {})
-    this.r = init.r ?? 2
-    this.w = init.w ?? 2
+    this.r = init.r ?? DEFAULT_QUORUM
+    this.w = init.w ?? DEFAULT_QUORUM
     this.timeoutMs = init.timeoutMs ?? DEFAULT_TIMEOUT_MS
     this.sloppy = init.sloppy ?? true
     this.readRepair = init.readRepair ?? true
