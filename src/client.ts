@@ -151,10 +151,15 @@ export class ShoalClient implements KeyValue {
     try {
       const timeoutMs = options.timeoutMs ?? SERVE_DEADLINES * DEFAULT_TIMEOUT_MS
       const member = await connect(libp2p, options.bootstrap, timeoutMs, options.psk !== undefined)
-      const status = await adminCall(libp2p, member, { op: 'status' }, timeoutMs) as Partial<NodeStatus>
-      client = new ShoalClient(libp2p, options, { privateKey, replication: replicationOf(status) })
-      // The member table before the first request, so that it can already be routed here.
-      if (client.routing === 'client') await client.view.refresh(peerOf(member))
+      if (options.routing === 'server') {
+        // Members coordinate: the client needs neither the cluster's N, R and W nor its table now.
+        client = new ShoalClient(libp2p, options, { privateKey, replication: replicationOf(undefined) })
+      } else {
+        const status = await adminCall(libp2p, member, { op: 'status' }, timeoutMs) as Partial<NodeStatus>
+        client = new ShoalClient(libp2p, options, { privateKey, replication: replicationOf(status) })
+        // The member table before the first request, so that it can already be routed here.
+        await client.view.refresh(peerOf(member))
+      }
     } catch (err) {
       await libp2p.stop()
       throw err
@@ -342,7 +347,7 @@ async function connect (libp2p: ShoalLibp2p, addrs: readonly string[], timeoutMs
 }
 
 /** N, R and W as the member reports them; a member too old to say gets Dynamo's 3, 2, 2. */
-function replicationOf (status: Partial<NodeStatus>): Joined['replication'] {
+function replicationOf (status: Partial<NodeStatus> | undefined): Joined['replication'] {
   const given = status?.replication
   const valid = (value: unknown, max: number): value is number => Number.isInteger(value) && (value as number) >= 1 && (value as number) <= max
   if (given !== undefined && valid(given.n, MAX_QUORUM) && valid(given.r, given.n) && valid(given.w, given.n)) return given

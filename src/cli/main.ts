@@ -419,7 +419,8 @@ async function readPsk (args: Args): Promise<Uint8Array | undefined> {
 async function withClient (args: Args, fn: (client: ShoalClient) => Promise<number>): Promise<number> {
   const peer = await resolvePeer(args)
   const key = await readPsk(args)
-  const client = await createClient({ bootstrap: [peer], ...optional('timeoutMs', timeout(args)), ...optional('cluster', text(args, 'cluster')), ...optional('psk', key) })
+  // One request per command: a member coordinates it, so the command needs one connection, not the whole table.
+  const client = await createClient({ bootstrap: [peer], routing: 'server', ...optional('timeoutMs', timeout(args)), ...optional('cluster', text(args, 'cluster')), ...optional('psk', key) })
   try {
     return await fn(client)
   } finally {
