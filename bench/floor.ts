@@ -1,14 +1,14 @@
 /**
- * The floor of the kv benchmark: a bare libp2p node on the transport stack Shoal uses (TCP, noise,
- * yamux with Shoal's own muxer limits) and one request/response protocol served
+ * The floor of the kv benchmark: a bare libp2p node on the transport stack Shoal uses (TCP, noise
+ * with one write per frame, yamux with Shoal's own muxer limits) and one request/response protocol served
  * with our own RpcServer and called with rpcCall, one request per stream as Shoal's kv protocol.
  * No identify, ping or gossipsub: what Shoal costs above this is Shoal's.
  */
-import { noise } from '@chainsafe/libp2p-noise'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import type { Libp2p } from '@libp2p/interface'
+import { shoalEncrypter } from '../src/net/encrypter.ts'
 import { shoalMuxer } from '../src/net/libp2p.ts'
 import type { RpcCodec } from '../src/net/rpc.ts'
 
@@ -27,7 +27,7 @@ export async function createFloorLibp2p (listen: string[]): Promise<Libp2p> {
     privateKey: await generateKeyPair('Ed25519'),
     addresses: { listen },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [shoalEncrypter()],
     streamMuxers: [shoalMuxer()]
   })
 }

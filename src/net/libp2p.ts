@@ -1,5 +1,5 @@
-import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { shoalEncrypter } from './encrypter.ts'
 import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub, StrictSign } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
@@ -83,7 +83,7 @@ export function shoalMuxer (): ReturnType<typeof yamux> {
 
 /**
  * Create and start Shoal's libp2p node: TCP (inside a pre-shared-key private network when `psk`
- * is given), noise, yamux, identify, ping, gossipsub (signed
+ * is given), noise (one write per frame: encrypter.ts), yamux, identify, ping, gossipsub (signed
  * messages only), and bootstrap and mDNS discovery when asked for. Tuned for dense clusters:
  * gossipsub's IP-colocation penalty is off and the inbound connection limits are raised, or 20
  * members on one host fall apart.
@@ -107,7 +107,7 @@ export async function createShoalLibp2p (options: ShoalLibp2pOptions): Promise<S
     addresses: { listen, ...(announce.length > 0 ? { announce } : {}) },
     transports: [tcp()],
     ...(psk === undefined ? {} : { connectionProtector: preSharedKey({ psk }) }),
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [shoalEncrypter()],
     streamMuxers: [shoalMuxer()],
     connectionManager: {
       maxConnections: MAX_CONNECTIONS,
