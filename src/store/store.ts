@@ -6,6 +6,7 @@ import type { BatchOperation } from 'level'
 import { bytesEqual, bytesId, toHex } from '../core/bytes.ts'
 import { equals, decodeObject, encodeObject, merge as mergeObjects, objectDigest, EMPTY } from '../core/causality.ts'
 import type { DvvSet } from '../core/causality.ts'
+import { collapseSiblings } from '../core/crdt/collapse.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 import { keyHash, sha256, topBits } from '../core/hash.ts'
 import { plainBytes } from '../core/protobuf.ts'
@@ -221,11 +222,14 @@ export class Store {
   /**
    * Merge a replica's object into the stored one (sync, read repair, replica write).
    * `changed` is false when the stored object already covered `incoming`; then nothing is written.
+   * Siblings that are unequal states of one CRDT are replaced by their join, a write of this
+   * replica's own, in the same atomic step (see collapseSiblings for why that terminates).
    */
   async merge (key: Uint8Array, incoming: DvvSet): Promise<{ object: DvvSet, changed: boolean }> {
     let changed = false
-    const object = await this.modify(key, current => {
-      const next = current === undefined ? incoming : mergeObjects(current, incoming)
+    const object = await this.modify(key, (current, actor) => {
+      const merged = current === undefined ? incoming : mergeObjects(current, incoming)
+      const next = collapseSiblings(merged, actor) ?? merged
       changed = current === undefined ? !equals(next, EMPTY) : !equals(current, next)
       return changed ? next : undefined
     })
