@@ -6,7 +6,10 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { toBytes } from './core/bytes.ts'
 import { Coordinator, DEFAULT_QUORUM, SERVE_DEADLINES } from './core/coordinator/coordinator.ts'
 import type { LocalReplica } from './core/coordinator/coordinator.ts'
-import { decodeContext, encodeContext } from './core/causality.ts'
+import { decodeContext, encodeContext, values } from './core/causality.ts'
+import { refuseReserved } from './core/crdt/typed-value.ts'
+import { KvOps, checkResolver, resolveRead } from './kv-ops.ts'
+import type { Resolver, ShoalCounter, ShoalSet, UpdateFunction, UpdateOptions, UpdateResult } from './kv-ops.ts'
 import type { DvvSet } from './core/causality.ts'
 import type { KvRequest, KvResponse } from './core/coordinator/messages.ts'
 import { InvalidArgumentError, ShoalError, UnavailableError, UnreachableError, remoteError } from './core/errors.ts'
@@ -44,6 +47,8 @@ export interface ClientOptions {
    * key's preference list, one hop fewer than 'server', where a member coordinates every request.
    */
   readonly routing?: Routing
+  /** Merges siblings for this client's update() calls (a call's own resolver wins). None by default. */
+  readonly resolver?: Resolver
 }
 
 export type Routing = 'client' | 'server'
@@ -86,6 +91,8 @@ export class ShoalClient implements KeyValue {
   private readonly send: (to: string, request: KvRequest, timeoutMs: number) => Promise<KvResponse>
   private readonly abort = new AbortController()
   private readonly counts = { routed: 0, forwarded: 0 }
+  /** update(), counters and sets (src/kv-ops.ts), with this client instance's own CRDT actor. */
+  private readonly ops: KvOps
 
   private constructor (libp2p: ShoalLibp2p, options: ClientOptions, joined: Joined) {
     this.libp2p = libp2p
@@ -94,6 +101,10 @@ export class ShoalClient implements KeyValue {
     this.bootstrap = options.bootstrap
     this.bootstrapPeers = options.bootstrap.map(peerOf)
     this.send = kvTransport(libp2p, { signal: this.abort.signal })
+    this.ops = new KvOps({
+      get: async (key, o) => await this.get(key, o),
+      write: async (key, value, o) => putResult(await this.write(keyBytes(key), value === null ? null : valueBytes(value), o))
+    }, options.resolver)
     this.discovery = new Discovery(libp2p, { bootstrap: [...options.bootstrap] })
     const { n, r, w } = joined.replication
     this.view = new MembershipView({
@@ -135,6 +146,7 @@ export class ShoalClient implements KeyValue {
     if (options.timeoutMs !== undefined && (!Number.isFinite(options.timeoutMs) || options.timeoutMs <= 0)) {
       throw new InvalidArgumentError(`timeoutMs must be a positive number, got ${options.timeoutMs}`)
     }
+    checkResolver(options.resolver)
     if (options.routing !== undefined && options.routing !== 'client' && options.routing !== 'server') {
       throw new InvalidArgumentError(`routing must be 'client' or 'server', got ${JSON.stringify(options.routing)}`)
     }
@@ -170,20 +182,46 @@ export class ShoalClient implements KeyValue {
   }
 
   async put (key: string | Uint8Array, value: string | Uint8Array, options: WriteOptions = {}): Promise<PutResult> {
-    const object = await this.write(keyBytes(key), valueBytes(value), options)
-    return { context: encodeContext(object.vv) }
+    const bytes = valueBytes(value)
+    refuseReserved(bytes)
+    return putResult(await this.write(keyBytes(key), bytes, options))
+  }
+
+  /**
+   * Reads, resolves siblings, applies `fn` and writes back with the read's context; see
+   * {@link KvOps.update}.
+   *
+   * @example
+   * ```ts
+   * const client = await createClient({ bootstrap, resolver: lastWriterWins })
+   * await client.update('greeting', current => `${current === undefined ? '' : new TextDecoder().decode(current)}!`)
+   * ```
+   */
+  async update (key: string | Uint8Array, fn: UpdateFunction, options: UpdateOptions = {}): Promise<UpdateResult> {
+    return await this.ops.update(key, fn, options)
+  }
+
+  /** The PN-counter at `key` (see {@link ShoalCounter}): `await client.counter('hits').increment()`. */
+  counter (key: string | Uint8Array): ShoalCounter {
+    return this.ops.counter(key)
+  }
+
+  /** The add-wins set at `key` (see {@link ShoalSet}): `await client.set('tags').add('red')`. */
+  set (key: string | Uint8Array): ShoalSet {
+    return this.ops.set(key)
   }
 
   async get (key: string | Uint8Array, options: ReadOptions = {}): Promise<GetResult | undefined> {
     const r = checkQuorum('r', options.r)
     const bytes = keyBytes(key)
+    checkResolver(options.resolver)
     if (this.routed()) {
       this.counts.routed++
-      return readResult(await this.coordinator.get(bytes, r === undefined ? {} : { r }))
+      return resolveRead(readResult(await this.coordinator.get(bytes, r === undefined ? {} : { r })), options.resolver)
     }
     const response = await this.request({ type: 'get', key: bytes, ...(r === undefined ? {} : { r }) })
     if (response.type !== 'get') throw new ShoalError(`unexpected ${response.type} response to a get`)
-    return readResult(response.object)
+    return resolveRead(readResult(response.object), options.resolver)
   }
 
   async delete (key: string | Uint8Array, options: WriteOptions = {}): Promise<void> {
@@ -361,6 +399,11 @@ function memberState (liveness: 'alive' | 'suspect' | 'down'): MemberState {
 /** Starts a client peer. See {@link ShoalClient}. */
 export async function createClient (options: ClientOptions): Promise<ShoalClient> {
   return await ShoalClient.create(options)
+}
+
+/** What a put tells its caller: the context, and how many live siblings the written object has. */
+function putResult (object: DvvSet): PutResult {
+  return { context: encodeContext(object.vv), siblings: values(object).length }
 }
 
 function putRequest (key: Uint8Array, value: Uint8Array | null, options: WriteOptions): Extract<KvRequest, { type: 'put' }> {

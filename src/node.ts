@@ -32,6 +32,11 @@ import { SyncServer, syncTransport } from './net/sync.ts'
 import { NotADataDirectoryError } from './store/errors.ts'
 import { loadOrCreateIdentity } from './store/identity.ts'
 import { Store } from './store/store.ts'
+import { joinValues, refuseReserved } from './core/crdt/typed-value.ts'
+import { KvOps, checkResolver, resolveRead } from './kv-ops.ts'
+import type { Resolver, ShoalCounter, ShoalSet, UpdateFunction, UpdateOptions, UpdateResult } from './kv-ops.ts'
+import { NodeMetrics } from './metrics.ts'
+import type { NodeStats } from './metrics.ts'
 
 export const DEFAULT_CLUSTER = 'shoal'
 export { DEFAULT_TIMEOUT_MS }
@@ -82,11 +87,18 @@ export interface NodeOptions {
   readonly reaperIntervalMs?: number
   /** Called once this node has left the cluster (after `leave` handed everything off). */
   readonly onLeft?: () => void
+  /** Merges siblings for this node's update() calls (a call's own resolver wins). None by default. */
+  readonly resolver?: Resolver
 }
 
 export interface PutResult {
   /** Write back with this context to replace what this put wrote. */
   readonly context: string
+  /**
+   * Live siblings of the written object at its coordinator: more than 1 means a write concurrent
+   * with this one is kept beside it (update() resolves them).
+   */
+  readonly siblings: number
 }
 
 export interface GetResult {
@@ -94,6 +106,8 @@ export interface GetResult {
   readonly siblings: Uint8Array[]
   /** Pass to put or delete to replace exactly these siblings. */
   readonly context: string
+  /** Each sibling's write time by its coordinator's clock, in ms, in sibling order (what lastWriterWins compares). */
+  readonly timestamps?: number[]
 }
 
 export interface WriteOptions {
@@ -103,6 +117,11 @@ export interface WriteOptions {
 
 export interface ReadOptions {
   readonly r?: number
+  /**
+   * Merge siblings into one value with this (e.g. lastWriterWins); only when given here, never
+   * the node's or client's own resolver: a plain read shows every sibling.
+   */
+  readonly resolver?: Resolver
 }
 
 export type MemberState = 'up' | 'suspect' | 'down' | 'leaving' | 'left'
@@ -159,6 +178,12 @@ export interface KeyValue {
   put: (key: string | Uint8Array, value: string | Uint8Array, options?: WriteOptions) => Promise<PutResult>
   get: (key: string | Uint8Array, options?: ReadOptions) => Promise<GetResult | undefined>
   delete: (key: string | Uint8Array, options?: WriteOptions) => Promise<void>
+  /** Read-modify-write with the context handled and siblings resolved (src/kv-ops.ts). */
+  update: (key: string | Uint8Array, fn: UpdateFunction, options?: UpdateOptions) => Promise<UpdateResult>
+  /** The PN-counter stored at `key`. */
+  counter: (key: string | Uint8Array) => ShoalCounter
+  /** The add-wins set stored at `key`. */
+  set: (key: string | Uint8Array) => ShoalSet
   stop: () => Promise<void>
 }
 
@@ -203,6 +228,10 @@ export class ShoalNode implements KeyValue {
   private readonly timeoutMs: number
   private readonly options: NodeOptions
   private readonly latency = new LatencyMonitor()
+  /** update(), counters and sets (src/kv-ops.ts), with this process's own CRDT actor. */
+  private readonly ops: KvOps
+  /** Requests, latencies and read repairs, as /stats and /metrics show them (src/metrics.ts). */
+  readonly metrics: NodeMetrics = new NodeMetrics(() => this.status())
   private readonly hinted: HintedHandoff
   private readonly antiEntropy: AntiEntropy
   private readonly handoff: OwnershipHandoff
@@ -229,6 +258,7 @@ export class ShoalNode implements KeyValue {
     this.cluster = options.cluster ?? DEFAULT_CLUSTER
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
     this.options = options
+    this.ops = new KvOps({ get: async (key, o) => await this.get(key, o), write: async (key, value, o) => await this.write(key, value, o) }, options.resolver)
     const n = options.n ?? DEFAULT_N
     const maxValueBytes = options.maxValueBytes ?? 1024 * 1024
 
@@ -275,7 +305,10 @@ export class ShoalNode implements KeyValue {
       sloppy: options.sloppyQuorum ?? true,
       readRepair: options.readRepair ?? true,
       onHint: (target, created) => { this.hinted.stored(target, created) },
-      onLatency: (ms) => { this.latency.record(ms, Date.now()) }
+      onLatency: (ms) => { this.latency.record(ms, Date.now()) },
+      onRequest: (op, ms, error) => { this.metrics.request(op, ms, error) },
+      onReadRepair: () => { this.metrics.readRepair() },
+      metricsClock: () => performance.now()
     })
     const transport = syncTransport(libp2p, {
       signal: this.abort.signal,
@@ -316,6 +349,7 @@ export class ShoalNode implements KeyValue {
           // Replica reads and writes served here are foreground work too: background work paces
           // itself while they come in (their latency is not a request's, so it is not recorded).
           this.latency.touch(Date.now())
+          if (request.type === 'read' || request.type === 'write') this.metrics.replicaRequest(request.type)
           return await this.coordinator.handle(request)
         },
         timeoutMs: SERVE_DEADLINES * this.timeoutMs
@@ -366,21 +400,63 @@ export class ShoalNode implements KeyValue {
     }
   }
 
+  /** The largest value this node accepts, in bytes (`maxValueBytes`). */
+  get maxValueBytes (): number {
+    return this.coordinator.limits.maxValueBytes
+  }
+
+  /** Counters, recent latencies, members and the ring: what the HTTP gateway serves at /stats. */
+  async stats (): Promise<NodeStats> {
+    return await this.metrics.stats(this.status(), this.agent.ring())
+  }
+
   get addrs (): string[] {
     return this.libp2p.getMultiaddrs().map(a => a.toString())
   }
 
   async put (key: string | Uint8Array, value: string | Uint8Array, options: WriteOptions = {}): Promise<PutResult> {
-    const object = await this.coordinator.put(toBytes(key), toBytes(value), writeOptions(options))
-    return { context: encodeContext(object.vv) }
+    const bytes = toBytes(value)
+    if (bytes instanceof Uint8Array) refuseReserved(bytes)
+    return await this.write(key, bytes, options)
+  }
+
+  /**
+   * Reads, resolves siblings, applies `fn` and writes back with the read's context; see
+   * {@link KvOps.update}.
+   *
+   * @example
+   * ```ts
+   * const decode = (v?: Uint8Array) => v === undefined ? '' : new TextDecoder().decode(v)
+   * await node.update('greeting', current => decode(current) + '!', { resolver: lastWriterWins })
+   * ```
+   */
+  async update (key: string | Uint8Array, fn: UpdateFunction, options: UpdateOptions = {}): Promise<UpdateResult> {
+    return await this.ops.update(key, fn, options)
+  }
+
+  /** The PN-counter at `key` (see {@link ShoalCounter}): `await node.counter('hits').increment()`. */
+  counter (key: string | Uint8Array): ShoalCounter {
+    return this.ops.counter(key)
+  }
+
+  /** The add-wins set at `key` (see {@link ShoalSet}): `await node.set('tags').add('red')`. */
+  set (key: string | Uint8Array): ShoalSet {
+    return this.ops.set(key)
+  }
+
+  /** A put or delete without the reserved-prefix check: the one path CRDT values take. */
+  private async write (key: string | Uint8Array, value: Uint8Array | null, options: WriteOptions): Promise<PutResult> {
+    const object = await this.coordinator.put(toBytes(key), value, writeOptions(options))
+    return { context: encodeContext(object.vv), siblings: values(object).length }
   }
 
   async get (key: string | Uint8Array, options: ReadOptions = {}): Promise<GetResult | undefined> {
-    return readResult(await this.coordinator.get(toBytes(key), options))
+    checkResolver(options.resolver)
+    return resolveRead(readResult(await this.coordinator.get(toBytes(key), options)), options.resolver)
   }
 
   async delete (key: string | Uint8Array, options: WriteOptions = {}): Promise<void> {
-    await this.coordinator.put(toBytes(key), null, writeOptions(options))
+    await this.write(key, null, options)
   }
 
   /** The members that own a key (its preference list's primaries, best first), in this node's view. */
@@ -599,6 +675,7 @@ function validateOptions (options: NodeOptions): void {
   const cluster = options.cluster ?? DEFAULT_CLUSTER
   if (typeof cluster !== 'string' || !/^[\w.-]{1,64}$/.test(cluster)) throw new InvalidArgumentError(`cluster must be 1 to 64 letters, digits, '.', '_' or '-', got ${JSON.stringify(cluster)}`)
   if (options.psk !== undefined) parsePsk(options.psk)
+  checkResolver(options.resolver)
   checkAddresses({ listen: options.listen, bootstrap: options.bootstrap, announce: options.announce })
 }
 
@@ -609,10 +686,18 @@ function writeOptions (options: WriteOptions): { context?: VersionVector, w?: nu
   }
 }
 
-/** A read as callers see it: live siblings and a context, or undefined when absent or deleted. */
+/**
+ * A read as callers see it: live siblings and a context, or undefined when absent or deleted.
+ * Siblings that are all states of one CRDT (counter, set) are joined into one value: writing back
+ * with the context replaces them all, and the join holds every one.
+ */
 export function readResult (object: DvvSet | undefined): GetResult | undefined {
   if (object === undefined || isDeleted(object)) return undefined
-  return { siblings: values(object), context: encodeContext(object.vv) }
+  const live = object.siblings.filter(s => s.value !== null)
+  const context = encodeContext(object.vv)
+  const joined = live.length > 1 ? joinValues(values(object)) : undefined
+  if (joined !== undefined) return { siblings: [joined], context, timestamps: [Math.max(...live.map(s => s.timestamp))] }
+  return { siblings: values(object), context, timestamps: live.map(s => s.timestamp) }
 }
 
 function liveState (liveness: 'alive' | 'suspect' | 'down'): MemberState {

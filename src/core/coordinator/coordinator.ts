@@ -1,5 +1,6 @@
 import { describeKey } from '../bytes.ts'
 import { update } from '../causality.ts'
+import { decodeCrdt, isReserved } from '../crdt/typed-value.ts'
 import type { DvvSet, VersionVector } from '../causality.ts'
 import type { Env } from '../env.ts'
 import {
@@ -71,6 +72,12 @@ export interface CoordinatorInit {
   readonly onHint?: (target: string, created: boolean) => void
   /** Told how long each put and get coordinated here took, in ms (admission control). */
   readonly onLatency?: (ms: number) => void
+  /** Told each get, put and delete coordinated or forwarded here: how long it took and its error, if it failed (metrics). */
+  readonly onRequest?: (op: 'get' | 'put' | 'delete', ms: number, error: Error | undefined) => void
+  /** Told each stale replica a read writes the merged object back to (metrics). */
+  readonly onReadRepair?: (member: string) => void
+  /** A finer clock for onRequest's durations (performance.now in a node); default env.now. */
+  readonly metricsClock?: () => number
 }
 
 export interface PutOptions {
@@ -112,6 +119,9 @@ export class Coordinator {
   private readonly readRepair: boolean
   private readonly onHint: (target: string, created: boolean) => void
   private readonly onLatency: (ms: number) => void
+  private readonly onRequest: (op: 'get' | 'put' | 'delete', ms: number, error: Error | undefined) => void
+  private readonly onReadRepair: (member: string) => void
+  private readonly metricsClock: () => number
   readonly limits: Limits
 
   constructor (init: CoordinatorInit) {
@@ -129,17 +139,20 @@ export class Coordinator {
     this.readRepair = init.readRepair ?? true
     this.onHint = init.onHint ?? (() => {})
     this.onLatency = init.onLatency ?? (() => {})
+    this.onRequest = init.onRequest ?? (() => {})
+    this.onReadRepair = init.onReadRepair ?? (() => {})
+    this.metricsClock = init.metricsClock ?? (() => this.env.now())
     this.limits = { ...DEFAULT_LIMITS, ...init.limits }
   }
 
   /** Writes `value` (null: a delete's tombstone) replacing what `context` covers. Returns the new object. */
   async put (key: Uint8Array, value: Uint8Array | null, options: PutOptions = {}): Promise<DvvSet> {
-    return await this.timed(this.write(key, value, options, false))
+    return await this.timed(value === null ? 'delete' : 'put', this.write(key, value, options, false))
   }
 
   /** A quorum read: every replica's copy merged, or undefined when none has the key. */
   async get (key: Uint8Array, options: GetOptions = {}): Promise<DvvSet | undefined> {
-    return await this.timed(this.read(key, options))
+    return await this.timed('get', this.read(key, options))
   }
 
   private async read (key: Uint8Array, options: GetOptions): Promise<DvvSet | undefined> {
@@ -182,7 +195,7 @@ export class Coordinator {
           return { type: 'written' }
         case 'put': {
           const options = { context: request.context, ...(request.w === undefined ? {} : { w: request.w }) }
-          return { type: 'put', object: await this.timed(this.write(request.key, request.value, options, request.forwarded === true)) }
+          return { type: 'put', object: await this.timed(request.value === null ? 'delete' : 'put', this.write(request.key, request.value, options, request.forwarded === true)) }
         }
         case 'get':
           return { type: 'get', object: await this.get(request.key, request.r === undefined ? {} : { r: request.r }) }
@@ -219,6 +232,11 @@ export class Coordinator {
     this.checkKey(key)
     if (value !== null && value.byteLength > this.limits.maxValueBytes) {
       throw new InvalidArgumentError(`value is ${value.byteLength} bytes, the limit is ${this.limits.maxValueBytes}`)
+    }
+    // Counters and sets are written here like any value; what starts with their prefix must be
+    // one, so that no plain value stored can ever be read, joined or collapsed as a CRDT.
+    if (value !== null && isReserved(value) && decodeCrdt(value) === undefined) {
+      throw new InvalidArgumentError('a value may not start with the bytes ff 53 48 4c unless it is a well-formed Shoal counter or set')
     }
     const context = options.context ?? EMPTY_CONTEXT
     const ring = this.ring()
@@ -292,12 +310,18 @@ export class Coordinator {
   }
 
   /** Reports how long a foreground request took, failed or not. */
-  private async timed<T> (request: Promise<T>): Promise<T> {
+  private async timed<T> (op: 'get' | 'put' | 'delete', request: Promise<T>): Promise<T> {
     const started = this.env.now()
+    const clock = this.metricsClock()
+    let error: Error | undefined
     try {
       return await request
+    } catch (err) {
+      error = err instanceof Error ? err : new Error(String(err))
+      throw err
     } finally {
       this.onLatency(this.env.now() - started)
+      this.onRequest(op, this.metricsClock() - clock, error)
     }
   }
 
@@ -310,6 +334,7 @@ export class Coordinator {
 
   private repair (key: Uint8Array, core: GetCore): void {
     for (const { member, object } of core.repairs()) {
+      this.onReadRepair(member)
       const write = member === this.self
         ? this.replica.merge(key, object)
         : this.call(member, { type: 'write', key, object })
