@@ -129,6 +129,8 @@ export interface RunFigures {
   readonly crashes: number
   /** Reads of the workload that failed (no add followed them). */
   readonly readsFailed: number
+  /** What the workload's operations are called in the table: 'adds' (default) or 'increments'. */
+  readonly unit?: string
 }
 
 /** The summary table a chaos run prints. */
@@ -139,7 +141,7 @@ export function summaryTable (result: CheckResult, figures: RunFigures): string 
     ['nemesis time', seconds(figures.nemesisMs)],
     ['nemesis events', Object.entries(figures.events).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'],
     ['reads failed (no add tried)', String(figures.readsFailed)],
-    ['attempted adds', String(result.attempted)],
+    [`attempted ${figures.unit ?? 'adds'}`, String(result.attempted)],
     ['acknowledged', String(result.acknowledged)],
     ['failed (definite)', String(result.failed)],
     ['unknown', String(result.unknown)],

@@ -13,6 +13,16 @@ export interface AddRecord {
   readonly error?: string
 }
 
+/** One increment of the counter workload, as the workload recorded it. */
+export interface IncrementRecord {
+  readonly client: number
+  readonly key: string
+  /** Added to the counter (positive). */
+  readonly amount: number
+  readonly outcome: AddOutcome
+  readonly error?: string
+}
+
 /** One node's own copy of a key, as `shoal get --local` would show it. */
 export interface LocalCopy {
   readonly context: string
@@ -49,6 +59,7 @@ export type WorkloadEvent =
   | { readonly event: 'ready' }
   | { readonly event: 'started' }
   | ({ readonly event: 'add', readonly ms: number } & AddRecord)
+  | ({ readonly event: 'incr', readonly ms: number } & IncrementRecord)
   | { readonly event: 'stopped', readonly readsFailed: number }
   | { readonly event: 'inspected', readonly nodes: NodeReport[] }
   | { readonly event: 'final', readonly reads: Record<string, FinalRead[]> }

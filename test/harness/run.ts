@@ -19,6 +19,8 @@ import { describeFault, nemesisSchedule } from './schedule.ts'
 import type { Fault, NemesisStep } from './schedule.ts'
 import type { NodeReport } from './protocol.ts'
 import { WorkloadProcess } from './workload.ts'
+import type { WorkloadName } from './workload.ts'
+import { checkCounters } from './counter-checker.ts'
 
 export interface ChaosOptions {
   readonly seed: number
@@ -31,6 +33,8 @@ export interface ChaosOptions {
   readonly convergeTimeoutMs?: number
   /** Progress lines. */
   readonly log?: (line: string) => void
+  /** The set test (default), or counters checked against acknowledged and possible sums. */
+  readonly workload?: WorkloadName
 }
 
 /** A fault as it was applied, with what was observed of it. */
@@ -107,7 +111,8 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosResult> {
     log(`run ${runId}: ${size} nodes in namespaces ${network.nodes[0]!.ns}..n${size}, bridge in ${network.switchNs}, clients in ${network.clientNs}`)
     for (let i = 0; i < size; i++) await nodes.start(i)
     const addrs = nodes.addrs.map(a => a!)
-    workload = new WorkloadProcess(network)
+    const kind = options.workload ?? 'set'
+    workload = new WorkloadProcess(network, kind)
     await workload.init(addrs, `chaos-${runId}`, CLIENT_TIMEOUT_MS, keys, N)
     await eventually('every node sees every member up', async () => (await workload!.inspect()).every(r => 'membersUp' in r && r.membersUp === size), 60_000, 500)
     log(`cluster formed: ${size} members; workload: ${clients} clients on ${keys} keys; nemesis for ${(options.timeMs / 1000).toFixed(0)} s, seed ${options.seed}`)
@@ -120,10 +125,10 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosResult> {
     const events = await runNemesis(schedule, options.timeMs, network, nodes, workload, log, async () => { readsFailed = await workload!.stop() })
     const nemesisMs = Date.now() - started
     await healAll(network, nodes)
-    log(`nemesis over after ${(nemesisMs / 1000).toFixed(1)} s; workload stopped (${workload.adds.length} adds); healed, waiting for the replicas to agree`)
+    log(`nemesis over after ${(nemesisMs / 1000).toFixed(1)} s; workload stopped (${workload.outcomes().length} ${kind === 'set' ? 'adds' : 'increments'}); healed, waiting for the replicas to agree`)
 
     const healed = Date.now()
-    const keyNames = Array.from({ length: keys }, (_, k) => `set-${k}`)
+    const keyNames = Array.from({ length: keys }, (_, k) => `${kind}-${k}`)
     let reports = await workload.inspect()
     let convergeMs: number | undefined
     const limit = options.convergeTimeoutMs ?? 120_000
@@ -139,7 +144,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosResult> {
     for (const line of replicas) log(line)
 
     const finals = await workload.finalReads(N)
-    const check = checkSets(workload.adds, finals, divergent)
+    const check = kind === 'counter' ? checkCounters(workload.incrs, finals, divergent) : checkSets(workload.adds, finals, divergent)
     const eventCounts: Record<string, number> = {}
     for (const e of events) {
       const name = e.fault.kind === 'partition' ? `partition-${e.fault.shape}` : e.fault.kind
@@ -163,8 +168,8 @@ async function runNemesis (schedule: readonly NemesisStep[], timeMs: number, net
   const events: AppliedEvent[] = []
   const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s`
   const progress = setInterval(() => {
-    const adds = workload.adds
-    log(`${elapsed()}  adds ${adds.length}: ok ${adds.filter(a => a.outcome === 'ok').length}, failed ${adds.filter(a => a.outcome === 'failed').length}, unknown ${adds.filter(a => a.outcome === 'unknown').length}`)
+    const outcomes = workload.outcomes()
+    log(`${elapsed()}  operations ${outcomes.length}: ok ${outcomes.filter(o => o === 'ok').length}, failed ${outcomes.filter(o => o === 'failed').length}, unknown ${outcomes.filter(o => o === 'unknown').length}`)
   }, 10_000)
   try {
     for (const step of schedule) {

@@ -39,15 +39,52 @@ export function elementsOf (result: GetResult | undefined): string[] {
 }
 
 /** Only these errors, raised here before anything left, prove an add was not applied. */
-function definite (err: unknown): boolean {
+export function definite (err: unknown): boolean {
   return err instanceof UnavailableError || err instanceof UnreachableError || err instanceof InvalidArgumentError
 }
 
-function emit (event: WorkloadEvent): void {
+export function emit (event: WorkloadEvent): void {
   process.stdout.write(JSON.stringify(event) + '\n')
 }
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+/** What one kind of workload (this set test, the counter test) plugs into the shared process. */
+export interface WorkloadKind {
+  /** Keys are `<prefix>-<k>`. */
+  readonly prefix: string
+  /** What the checker compares of a read: a set's elements, a counter's value as one string. */
+  readonly elementsOf: (result: GetResult | undefined) => string[]
+  /** One operation, its `n`-th, by client `id` on `key`, reported by an event; 'read-failed' when nothing was tried. */
+  readonly step: (client: ShoalClient, id: number, key: string, n: number, random: SimRandom) => Promise<AddOutcome | 'read-failed'>
+}
+
+/** The set test's operation: read the union of the siblings, add a unique element, write back with the read's context. */
+export const setKind: WorkloadKind = {
+  prefix: 'set',
+  elementsOf,
+  step: async (client, id, key, n) => {
+    let read: GetResult | undefined
+    try {
+      read = await client.get(key)
+    } catch {
+      return 'read-failed'
+    }
+    const element = `c${id}-${n}`
+    const started = Date.now()
+    let outcome: AddOutcome = 'ok'
+    let error: string | undefined
+    try {
+      const value = JSON.stringify([...elementsOf(read), element])
+      await client.put(key, value, read === undefined ? {} : { context: read.context })
+    } catch (err) {
+      outcome = definite(err) ? 'failed' : 'unknown'
+      error = (err as Error).name
+    }
+    emit({ event: 'add', client: id, key, element, outcome, ...(error === undefined ? {} : { error }), ms: Date.now() - started })
+    return outcome
+  }
+}
 
 class Workload {
   private readonly addrs: readonly string[]
@@ -62,8 +99,10 @@ class Workload {
 
   private readonly keys: number
   private readonly n: number
+  private readonly kind: WorkloadKind
 
-  constructor (addrs: readonly string[], cluster: string, timeoutMs: number, keys: number, n: number) {
+  constructor (kind: WorkloadKind, addrs: readonly string[], cluster: string, timeoutMs: number, keys: number, n: number) {
+    this.kind = kind
     this.n = n
     this.addrs = addrs
     this.cluster = cluster
@@ -91,27 +130,9 @@ class Workload {
   private async loop (client: ShoalClient, id: number, keys: number, random: SimRandom): Promise<void> {
     let n = 0
     while (this.running) {
-      const key = `set-${random.int(0, keys - 1)}`
-      let read: GetResult | undefined
-      try {
-        read = await client.get(key)
-      } catch {
-        this.readsFailed++
-        await sleep(100)
-        continue
-      }
-      const element = `c${id}-${n++}`
-      const started = Date.now()
-      let outcome: AddOutcome = 'ok'
-      let error: string | undefined
-      try {
-        const value = JSON.stringify([...elementsOf(read), element])
-        await client.put(key, value, read === undefined ? {} : { context: read.context })
-      } catch (err) {
-        outcome = definite(err) ? 'failed' : 'unknown'
-        error = (err as Error).name
-      }
-      emit({ event: 'add', client: id, key, element, outcome, ...(error === undefined ? {} : { error }), ms: Date.now() - started })
+      const key = `${this.kind.prefix}-${random.int(0, keys - 1)}`
+      const outcome = await this.kind.step(client, id, key, n++, random)
+      if (outcome === 'read-failed') this.readsFailed++
       if (outcome !== 'ok') await sleep(100)
     }
   }
@@ -138,14 +159,15 @@ class Workload {
         const status = await client.admin({ op: 'status' }) as { hintsPending: number, members: Array<{ peerId: string, state: string, partitions: number }>, antiEntropy: Record<string, number> }
         const copies: Record<string, LocalCopy | null> = {}
         for (let k = 0; k < keys; k++) {
-          const local = await client.getLocal(`set-${k}`)
-          copies[`set-${k}`] = local === undefined ? null : { context: local.context, elements: elementsOf(local).sort(), siblings: local.siblings.length }
+          const key = `${this.kind.prefix}-${k}`
+          const local = await client.getLocal(key)
+          copies[key] = local === undefined ? null : { context: local.context, elements: this.kind.elementsOf(local).sort(), siblings: local.siblings.length }
         }
         // The ring this node routes by: its members (left ones aside), weight 1 as the harness starts them.
         const ring = new Ring(status.members.filter(m => m.state !== 'left').map(m => ({ id: m.peerId, weight: 1 })), { n: this.n })
         const owners: Record<string, number[]> = {}
         for (let k = 0; k < keys; k++) {
-          const key = `set-${k}`
+          const key = `${this.kind.prefix}-${k}`
           owners[key] = ring.owners(ring.partitionOf(toBytes(key))).map(id => this.addrs.findIndex(a => a.endsWith(`/p2p/${id}`))).sort((a, b) => a - b)
         }
         const ae = status.antiEntropy
@@ -162,14 +184,14 @@ class Workload {
     const keys = this.keys
     const out: Record<string, FinalRead[]> = {}
     for (let k = 0; k < keys; k++) {
-      const key = `set-${k}`
+      const key = `${this.kind.prefix}-${k}`
       out[key] = await Promise.all(this.addrs.map(async (_, i): Promise<FinalRead> => {
         let last = 'unreachable'
         for (let attempt = 0; attempt < 5; attempt++) {
           const client = await this.nodeClient(i)
           if (client !== undefined) {
             try {
-              return { node: i, elements: elementsOf(await client.get(key, { r })) }
+              return { node: i, elements: this.kind.elementsOf(await client.get(key, { r })) }
             } catch (err) {
               last = `${(err as Error).name}: ${(err as Error).message}`
             }
@@ -188,14 +210,15 @@ class Workload {
   }
 }
 
-async function main (): Promise<void> {
+/** The workload process: JSON-line commands on stdin, events on stdout (protocol.ts). */
+export async function runWorkloadProcess (kind: WorkloadKind): Promise<void> {
   let workload: Workload | undefined
   for await (const line of createInterface({ input: process.stdin })) {
     if (line.trim() === '') continue
     const command = JSON.parse(line) as WorkloadCommand
     switch (command.cmd) {
       case 'init':
-        workload = new Workload(command.addrs, command.cluster, command.timeoutMs, command.keys, command.n)
+        workload = new Workload(kind, command.addrs, command.cluster, command.timeoutMs, command.keys, command.n)
         emit({ event: 'ready' })
         break
       case 'start':
@@ -219,4 +242,4 @@ async function main (): Promise<void> {
   await workload?.close()
 }
 
-await main()
+if (import.meta.main) await runWorkloadProcess(setKind)

@@ -1,6 +1,6 @@
 /**
- * The chaos run's side of the workload process: starts set-workload.ts inside the client
- * namespace, sends it commands and collects every add it reports.
+ * The chaos run's side of the workload process: starts set-workload.ts (or counter-workload.ts)
+ * inside the client namespace, sends it commands and collects every add (increment) it reports.
  */
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -8,21 +8,28 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { exited, stderrTail } from '../../bench/processes.ts'
 import type { ChaosNetwork } from './network.ts'
-import type { AddRecord, FinalRead, NodeReport, WorkloadCommand, WorkloadEvent } from './protocol.ts'
+import type { AddOutcome, AddRecord, FinalRead, IncrementRecord, NodeReport, WorkloadCommand, WorkloadEvent } from './protocol.ts'
 
-const script = fileURLToPath(new URL('./set-workload.ts', import.meta.url))
+/** The workloads a chaos run can drive: Jepsen's set test, or counters (PN-counter increments). */
+export type WorkloadName = 'set' | 'counter'
+
+const scripts: Record<WorkloadName, string> = {
+  set: fileURLToPath(new URL('./set-workload.ts', import.meta.url)),
+  counter: fileURLToPath(new URL('./counter-workload.ts', import.meta.url))
+}
 
 type Reply<E extends WorkloadEvent['event']> = Extract<WorkloadEvent, { event: E }>
 
 export class WorkloadProcess {
   readonly adds: AddRecord[] = []
+  readonly incrs: IncrementRecord[] = []
   private readonly child: ChildProcess
   private readonly stderr: () => string
   private readonly waiting = new Map<string, (event: WorkloadEvent) => void>()
   private readonly gone: Promise<void>
 
-  constructor (network: ChaosNetwork) {
-    this.child = spawn('ip', network.exec(network.clientNs, process.execPath, script), { stdio: ['pipe', 'pipe', 'pipe'] })
+  constructor (network: ChaosNetwork, workload: WorkloadName = 'set') {
+    this.child = spawn('ip', network.exec(network.clientNs, process.execPath, scripts[workload]), { stdio: ['pipe', 'pipe', 'pipe'] })
     this.stderr = stderrTail(this.child)
     this.gone = new Promise(resolve => this.child.once('exit', () => { resolve() }))
     createInterface({ input: this.child.stdout! }).on('line', line => {
@@ -32,8 +39,18 @@ export class WorkloadProcess {
         this.adds.push(add)
         return
       }
+      if (event.event === 'incr') {
+        const { event: _, ms: __, ...incr } = event
+        this.incrs.push(incr)
+        return
+      }
       this.waiting.get(event.event)?.(event)
     })
+  }
+
+  /** Every operation's outcome so far, adds and increments alike (progress lines). */
+  outcomes (): AddOutcome[] {
+    return [...this.adds, ...this.incrs].map(o => o.outcome)
   }
 
   async init (addrs: string[], cluster: string, timeoutMs: number, keys: number, n: number): Promise<void> {
