@@ -184,3 +184,45 @@ describe('chaos run: real nodes in network namespaces under kill -9, pauses and 
     assert.equal(processes.stdout.trim(), '', 'no process of the run is left')
   })
 })
+
+/**
+ * The counter workload under the same nemesis, shorter: clients increment counters; every
+ * counter's final value must lie between its acknowledged and its possible sum.
+ */
+describe('chaos run, counter workload: every counter between its acknowledged and possible sums', function () {
+  this.timeout(600_000)
+  let result: ChaosResult
+
+  before(async function () {
+    const probe = findIptables()
+    if (!probe.ok) {
+      console.log(`      chaos run skipped: ${probe.reason}`)
+      this.skip()
+    }
+    result = await runChaos({ seed: 20261126, timeMs: 30_000, nodes: 5, clients: 4, keys: 4, workload: 'counter' })
+    const c = result.check
+    console.log(`      seed ${result.seed}: ${c.attempted} increments, ${c.acknowledged} acknowledged, ${c.unknown} unknown; ` +
+      `${Object.entries(result.eventCounts).map(([k, v]) => `${k} ${v}`).join(', ')}; converged in ${((result.convergeMs ?? NaN) / 1000).toFixed(1)} s`)
+  })
+
+  it('no counter below its acknowledged sum or above its possible sum, and the replicas agree', () => {
+    assert.deepEqual(result.check.lost, [])
+    assert.deepEqual(result.check.unexpected, [])
+    assert.deepEqual(result.check.divergent, [])
+    assert.deepEqual(result.check.unreadable, [])
+    assert.deepEqual(result.crashes, [], 'no node exited by itself')
+    assert.equal(result.valid, true)
+  })
+
+  it('did real work under real faults: increments acknowledged, a kill and a partition applied', () => {
+    assert.ok(result.check.acknowledged >= 20, `only ${result.check.acknowledged} increments acknowledged`)
+    assert.ok(result.events.some(e => e.fault.kind === 'kill'))
+    assert.ok(result.events.some(e => e.fault.kind === 'partition'))
+  })
+
+  it('leaves no namespace, process or temp dir behind', () => {
+    assert.ok(!spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.includes(`shoal-chaos-${result.runId}`))
+    assert.equal(existsSync(join(tmpdir(), `shoal-chaos-${result.runId}`)), false)
+    assert.equal(spawnSync('pgrep', ['-f', `chaos-${result.runId}`], { encoding: 'utf8' }).stdout.trim(), '', 'no process of the run is left')
+  })
+})
