@@ -369,18 +369,24 @@ const NO_REPLICA: LocalReplica = {
 async function connect (libp2p: ShoalLibp2p, addrs: readonly string[], timeoutMs: number, privateNetwork: boolean): Promise<string> {
   const failures: string[] = []
   let refused = 0
+  let otherPeer = 0
   for (const addr of addrs) {
     try {
       await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(timeoutMs) })
       return addr
     } catch (err) {
-      failures.push(`${addr}: ${(err as Error).message}`)
-      if ((err as Error).message.includes('ECONNREFUSED')) refused++
+      const message = (err as Error).message
+      failures.push(`${addr}: ${message}`)
+      if (message.includes('ECONNREFUSED')) refused++
+      // The noise handshake completed with another peer than the address names.
+      else if (message.includes('does not match expected remote identity key')) otherPeer++
     }
   }
   // A private network's handshake fails without saying why (a reset or a timeout): say it here,
-  // unless nothing even listened there.
-  const hint = refused === addrs.length ? '' : privateNetwork ? '; is this the cluster\'s private-network key?' : '; if the cluster runs with a private-network key, give it (--psk FILE, or the psk option)'
+  // unless nothing even listened there, or the peer there proved to be another one.
+  const hint = refused + otherPeer === addrs.length
+    ? (otherPeer > 0 ? '; another peer listens there: take the address with its /p2p/ id from `shoal status` or the node\'s output' : '')
+    : privateNetwork ? '; is this the cluster\'s private-network key?' : '; if the cluster runs with a private-network key, give it (--psk FILE, or the psk option)'
   throw new UnreachableError(`no bootstrap member could be reached (${failures.join('; ')}${hint})`)
 }
 

@@ -122,4 +122,13 @@ describe('client peers route requests themselves', function () {
     await eventually('the client sees the removed member as left', () => c.members().find(m => m.peerId === goneId)?.state === 'left')
     assert.ok(Array.from({ length: 64 }, (_, i) => `k${i}`).every(k => !c.owners(k).includes(goneId)))
   })
+
+  it('a bootstrap address whose /p2p/ id names another peer fails at once, saying so', async () => {
+    const wrong = `${nodes[0]!.addrs[0]!.replace(/\/p2p\/.*$/, '')}/p2p/${nodes[1]!.peerId}`
+    await assert.rejects(createClient({ bootstrap: [wrong], cluster: 'ctest', timeoutMs: 6000 }), (err: Error) => {
+      assert.equal(err.name, 'UnreachableError')
+      assert.match(err.message, /another peer listens there/)
+      return true
+    })
+  })
 })
