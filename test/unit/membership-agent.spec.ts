@@ -182,6 +182,25 @@ describe('membership agent with signed records', () => {
     assert.deepEqual(agentA.ring().members.map(m => m.id), [a.id])
   })
 
+  it('verifies a record once: its repeats in later heartbeats skip the signature check, altered copies still fail it', () => {
+    const env = new ManualEnv()
+    const [a, b] = [members[0]!, members[1]!]
+    let verified = 0
+    const counting: RecordSigner = { sign: a.signer.sign, verify: (...args) => { verified++; return a.signer.verify(...args) } }
+    const agentA = new MembershipAgent({ self: record(a.id), env, publish: () => {}, pull: async () => [], ring: { partitions: 64 }, signer: counting })
+    const held = signed(b)
+    for (let i = 0; i < 5; i++) assert.equal(agentA.receive(b.id, { record: held, digest: '' }), true)
+    assert.equal(verified, 1, 'the same signed record is verified once')
+    // The held record's signature on other fields, or other signature bytes on its fields: checked, refused.
+    const tampered = [{ ...held, addrs: ['/ip4/10.0.0.1/tcp/1'] }, { ...held, signature: held.signature!.map((x, i) => i === 0 ? x ^ 1 : x) }]
+    for (const r of tampered) assert.equal(agentA.receive(b.id, { record: r, digest: '' }), false)
+    assert.equal(verified, 3)
+    assert.deepEqual(agentA.member(b.id)?.addrs, held.addrs)
+    const next = signed(b, { seq: 1 })
+    assert.equal(agentA.receive(b.id, { record: next, digest: '' }), true)
+    assert.equal(verified, 4, 'a new record is verified')
+  })
+
   it('a pulled table cannot forge others\' records: only their own signatures, or a remove by a member that is up', async () => {
     const env = new ManualEnv()
     const [a, b, c, outsider] = [members[0]!, members[1]!, members[2]!, members[3]!]
