@@ -149,6 +149,13 @@ export class MerkleTree {
     return tree
   }
 
+  /** An independent copy: one buffer copied, so copying a tree costs one allocation, not one per node. */
+  clone (): MerkleTree {
+    const copy = new MerkleTree({ segments: this.segments, fanout: this.fanout })
+    for (let level = 0; level <= this.depth; level++) copy.level(level).set(this.level(level))
+    return copy
+  }
+
   /**
    * Replace one key's contribution: XOR out leafHash(key, oldDigest) if given, XOR in
    * leafHash(key, newDigest) if given. An insert has no old digest, a delete no new one. The caller

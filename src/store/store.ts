@@ -608,11 +608,14 @@ export class Store {
 
   /** The partition's tree as stored, or undefined if a stored segment record is malformed. */
   private async readStoredTree (partition: number): Promise<MerkleTree | undefined> {
-    const hashes: Uint8Array[] = Array.from({ length: SEGMENTS }, () => new Uint8Array(HASH_BYTES))
-    for await (const [stored, value] of this.treeSegments.iterator(partitionRange(partition))) {
-      const segment = stored.length === 4 ? (stored[2]! << 8) | stored[3]! : SEGMENTS
-      if (segment >= SEGMENTS || value.length !== HASH_BYTES) return undefined
-      hashes[segment] = plainBytes(value)
+    // One getMany of the 64 known segment keys, not a range iterator: each LevelDB iterator costs
+    // native memory that glibc keeps after it closes, and a pass over 4096 trees made 4096 of them.
+    const keys = Array.from({ length: SEGMENTS }, (_, segment) => segmentKey(partition, segment))
+    const values = await this.treeSegments.getMany(keys)
+    const hashes: Uint8Array[] = []
+    for (const value of values) {
+      if (value !== undefined && value.length !== HASH_BYTES) return undefined
+      hashes.push(value === undefined ? new Uint8Array(HASH_BYTES) : plainBytes(value))
     }
     return MerkleTree.fromSegments(hashes)
   }
@@ -852,5 +855,5 @@ function parseHintKey (stored: Uint8Array): { target: string, key: Uint8Array } 
 }
 
 function copyTree (tree: MerkleTree): MerkleTree {
-  return MerkleTree.fromSegments(tree.segmentHashes())
+  return tree.clone()
 }

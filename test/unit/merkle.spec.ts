@@ -213,6 +213,22 @@ describe('merkle', () => {
     assert.throws(() => MerkleTree.fromSegments(hashes), { name: 'MalformedDataError' })
   })
 
+  it('a clone has every node of its original and changes independently of it', () => {
+    fc.assert(fc.property(shape, fc.array(fc.tuple(key, digest), { maxLength: 60 }), key, digest, (options, pairs, extra, extraDigest) => {
+      const tree = build(new Map(pairs.map(([k, d]) => [bytesId(k), d])), options)
+      const clone = tree.clone()
+      assert.ok(clone.sameShape(tree) && clone.equals(tree))
+      for (let level = 0; level < tree.depth; level++) {
+        for (let index = 0; index < tree.fanout ** level; index++) assert.deepEqual(clone.children(level, index), tree.children(level, index))
+      }
+      const root = tree.root()
+      clone.update(extra, undefined, extraDigest)
+      assert.deepEqual(tree.root(), root, 'the original is untouched')
+      const leaf = leafHash(extra, extraDigest)
+      assert.deepEqual(clone.root(), root.map((b, i) => b ^ (leaf[i] ?? 0)), 'the clone took the update')
+    }), { numRuns: 100 })
+  })
+
   it('trees of different shapes are never equal and cannot be diffed', () => {
     const a = new MerkleTree()
     const b = new MerkleTree({ segments: 16, fanout: 4 })
