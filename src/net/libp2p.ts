@@ -1,5 +1,6 @@
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { shoalEncrypter } from './encrypter.ts'
+import { libp2pLogger } from './logger.ts'
 import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub, StrictSign } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
@@ -101,9 +102,11 @@ export async function createShoalLibp2p (options: ShoalLibp2pOptions): Promise<S
   const { listen, bootstrap: bootstrapList, announce } = checkAddresses(options)
   const psk = options.psk === undefined ? undefined : parsePsk(options.psk)
 
+  const logger = libp2pLogger()
   const libp2p = await createLibp2p<ShoalServices>({
     start: false,
     privateKey: options.privateKey,
+    ...(logger === undefined ? {} : { logger }),
     addresses: { listen, ...(announce.length > 0 ? { announce } : {}) },
     transports: [tcp()],
     ...(psk === undefined ? {} : { connectionProtector: preSharedKey({ psk }) }),
