@@ -477,7 +477,8 @@ describe('the HTTP gateway while replicas are down', function () {
     assert.equal(w2.status, 204)
     const r3 = await fetch(`${url}kv/partial?r=3`)
     assert.equal(r3.status, 503)
-    assert.match((await r3.json() as { message: string }).message, /get needed 3 of 3 replicas, [12] replied/)
+    // Decided at the first failure: a refused connection can come back before even the local read.
+    assert.match((await r3.json() as { message: string }).message, /get needed 3 of 3 replicas, [0-2] replied/)
     assert.equal((await fetch(`${url}kv/partial?r=2`)).status, 200)
 
     const failed = await statsOf()
