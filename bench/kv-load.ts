@@ -13,9 +13,9 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createClient } from '../src/client.ts'
 import type { ShoalClient } from '../src/client.ts'
-import type { NodeStatus } from '../src/node.ts'
 import { KV_MAX_OUTBOUND_STREAMS } from '../src/net/constants.ts'
 import { StreamLimiter, rpcCall } from '../src/net/rpc.ts'
+import { untilFormed } from './ycsb/shoal-driver.ts'
 import { FLOOR_MAX_BYTES, FLOOR_PROTOCOL, bytesCodec, createFloorLibp2p } from './floor.ts'
 
 /**
@@ -180,27 +180,6 @@ async function floor (job: LoadJob & { kind: 'floor' }): Promise<void> {
 /** Client i lists member i first: its requests go there while it is connected. */
 function rotated<T> (items: readonly T[], by: number): T[] {
   return [...items.slice(by), ...items.slice(0, by)]
-}
-
-/** Waits until every member, asked through the client that sends to it, sees all members up. */
-async function untilFormed (clients: readonly ShoalClient[], size: number, timeoutMs: number): Promise<void> {
-  const end = performance.now() + timeoutMs
-  let last = ''
-  for (;;) {
-    const views = await Promise.all(clients.map(async c => {
-      try {
-        return await c.admin({ op: 'status' }) as NodeStatus
-      } catch (err) {
-        last = (err as Error).message
-        return undefined
-      }
-    }))
-    const up = views.map(v => v?.members.filter(m => m.state === 'up').length ?? 0)
-    if (up.every(n => n === size)) return
-    if (performance.now() > end) throw new Error(`the cluster did not form within ${timeoutMs} ms: members up per view ${up.join(', ')} of ${size}${last === '' ? '' : ` (${last})`}`)
-    last = `members up per view ${up.join(', ')}`
-    await new Promise(resolve => setTimeout(resolve, 250))
-  }
 }
 
 async function shoal (job: LoadJob & { kind: 'shoal' }): Promise<void> {

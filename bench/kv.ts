@@ -19,16 +19,14 @@
  * `--cpu-prof` and prints where CPU time goes (it slows everything: its numbers are not the
  * benchmark's).
  */
-import { execFileSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { LoadJob, LoadMessage, Op, Phase, Row } from './kv-load.ts'
-import { Processes, exited, stderrTail } from './processes.ts'
+import { Processes, cpuMs, exited, stderrTail, sumCpuMs } from './processes.ts'
 import { summarizeProfiles } from './profile.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -131,38 +129,6 @@ async function startFloorServer (procs: Processes): Promise<StartedNode> {
   const addr = addrs[0]
   if (addr === undefined) throw new Error('the floor server listens on no address')
   return { child, addr }
-}
-
-/** Clock ticks per second of /proc/<pid>/stat's CPU times. */
-const CLOCK_TICKS = ((): number => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()) || 100
-  } catch {
-    return 100
-  }
-})()
-
-/** CPU time (user + system, ms) a process has used so far; undefined where /proc is not there. */
-function cpuMs (pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) * 1000 / CLOCK_TICKS
-  } catch {
-    return undefined
-  }
-}
-
-function sumCpuMs (children: readonly ChildProcess[]): number | undefined {
-  let sum = 0
-  for (const child of children) {
-    const ms = cpuMs(child.pid)
-    if (ms === undefined) return undefined
-    sum += ms
-  }
-  return sum
 }
 
 interface Measured {

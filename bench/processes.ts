@@ -2,9 +2,9 @@
  * The processes and temp dirs a benchmark starts, so that all of them go at the end, whatever
  * happens (bench/kv.ts, bench/sync.ts).
  */
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { rmSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -85,4 +85,37 @@ export function stderrTail (child: ChildProcess): () => string {
   let tail = ''
   child.stderr?.on('data', (chunk: Buffer) => { tail = (tail + chunk.toString()).slice(-4096) })
   return () => tail.trim()
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's CPU times. */
+const CLOCK_TICKS = ((): number => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()) || 100
+  } catch {
+    return 100
+  }
+})()
+
+/** CPU time (user + system, ms) a process has used so far; undefined once it is gone or where /proc is not there. */
+export function cpuMs (pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 1000 / CLOCK_TICKS
+  } catch {
+    return undefined
+  }
+}
+
+/** The CPU time of all of `children`, in ms; undefined if any one's cannot be read. */
+export function sumCpuMs (children: readonly ChildProcess[]): number | undefined {
+  let sum = 0
+  for (const child of children) {
+    const ms = cpuMs(child.pid)
+    if (ms === undefined) return undefined
+    sum += ms
+  }
+  return sum
 }

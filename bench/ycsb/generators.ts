@@ -3,12 +3,10 @@
  * started target, releases each stage in all of them at once (they wait at a barrier), shows their
  * progress, samples the target's CPU over each measuring window, and merges their phases into rows.
  */
-import { execFileSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { stderrTail } from '../processes.ts'
+import { stderrTail, sumCpuMs } from '../processes.ts'
 import type { Processes } from '../processes.ts'
 import type { GoMessage, PhaseResult, WorkerJob, WorkerMessage } from './messages.ts'
 import type { Progress } from './progress.ts'
@@ -18,36 +16,6 @@ import type { Row } from './report.ts'
 const WORKER = join(fileURLToPath(new URL('.', import.meta.url)), 'worker.ts')
 /** Nominal seconds per inserted record, to weigh the load phase in the progress bar. */
 export const INSERT_WEIGHT_S = 1 / 400
-
-const CLOCK_TICKS = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100
-  } catch {
-    return 100
-  }
-})()
-
-/** CPU time (user + system) a process has used, in ms, from /proc; undefined once it is gone or off Linux. */
-function cpuMs (pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) * 1000 / CLOCK_TICKS
-  } catch {
-    return undefined
-  }
-}
-
-function sumCpuMs (children: readonly ChildProcess[]): number | undefined {
-  let sum = 0
-  for (const child of children) {
-    const ms = cpuMs(child.pid)
-    if (ms === undefined) return undefined
-    sum += ms
-  }
-  return sum
-}
 
 /**
  * Runs `count` generators against one started target, each stage in all of them at once; merges

@@ -52,7 +52,7 @@ export async function shoalDriver (addrs: readonly string[], routing: 'server' |
  * Waits until every member, asked through a client, sees every member up, and a client-routed
  * client does too (it routes by its own member table).
  */
-async function untilFormed (clients: readonly ShoalClient[], size: number, timeoutMs: number): Promise<void> {
+export async function untilFormed (clients: readonly ShoalClient[], size: number, timeoutMs: number): Promise<void> {
   const end = performance.now() + timeoutMs
   let last = ''
   for (;;) {
