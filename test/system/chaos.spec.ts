@@ -175,13 +175,7 @@ describe('chaos run: real nodes in network namespaces under kill -9, pauses and 
   })
 
   it('leaves no namespace, process or temp dir behind', () => {
-    const namespaces = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout
-    assert.ok(!namespaces.includes(`shoal-chaos-${result.runId}`), namespaces)
-    const dirs = spawnSync('ls', [tmpdir()], { encoding: 'utf8' }).stdout
-    assert.ok(!dirs.includes(`shoal-chaos-${result.runId}`))
-    assert.equal(existsSync(join(tmpdir(), `shoal-chaos-${result.runId}`)), false)
-    const processes = spawnSync('pgrep', ['-f', `chaos-${result.runId}`], { encoding: 'utf8' })
-    assert.equal(processes.stdout.trim(), '', 'no process of the run is left')
+    assertNothingLeft(result.runId)
   })
 })
 
@@ -221,8 +215,17 @@ describe('chaos run, counter workload: every counter between its acknowledged an
   })
 
   it('leaves no namespace, process or temp dir behind', () => {
-    assert.ok(!spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.includes(`shoal-chaos-${result.runId}`))
-    assert.equal(existsSync(join(tmpdir(), `shoal-chaos-${result.runId}`)), false)
-    assert.equal(spawnSync('pgrep', ['-f', `chaos-${result.runId}`], { encoding: 'utf8' }).stdout.trim(), '', 'no process of the run is left')
+    assertNothingLeft(result.runId)
   })
 })
+
+/** A run's namespaces, processes and temp dir are all gone. */
+function assertNothingLeft (runId: string): void {
+  const namespaces = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout
+  assert.ok(!namespaces.includes(`shoal-chaos-${runId}`), namespaces)
+  const dirs = spawnSync('ls', [tmpdir()], { encoding: 'utf8' }).stdout
+  assert.ok(!dirs.includes(`shoal-chaos-${runId}`))
+  assert.equal(existsSync(join(tmpdir(), `shoal-chaos-${runId}`)), false)
+  const processes = spawnSync('pgrep', ['-f', `chaos-${runId}`], { encoding: 'utf8' })
+  assert.equal(processes.stdout.trim(), '', 'no process of the run is left')
+}
