@@ -11,7 +11,8 @@ import { isDeepStrictEqual } from 'node:util'
 import { fromString } from 'uint8arrays/from-string'
 import { toString } from 'uint8arrays/to-string'
 import { decodeContext, decodeObject, encodeContext, encodeObject } from '../../src/core/causality.ts'
-import { ShoalError } from '../../src/core/errors.ts'
+import { decodeCrdt, encodeCrdt } from '../../src/core/crdt/typed-value.ts'
+import { MalformedDataError, ShoalError } from '../../src/core/errors.ts'
 import { validateRecord } from '../../src/core/membership.ts'
 import {
   decodeAdminRequest, decodeAdminResponse, decodeHeartbeat, decodeKvRequest, decodeKvResponse, decodeMemberList,
@@ -95,6 +96,13 @@ export const DECODERS: readonly DecoderTarget[] = [
   codecTarget('admin-response', messages.adminResponse, encodeAdminResponse, decodeAdminResponse),
   codecTarget('object', messages.object, encodeObject, bytes => decodeObject(bytes), o => {
     for (const s of o.siblings) expect((o.vv.get(s.dot.actor) ?? 0) >= s.dot.counter, 'a sibling outside the vv')
+  }),
+  // A counter's or set's value: anything that does not decode is opaque (undefined), never a throw;
+  // here that answer stands as a MalformedDataError, so a throw of any kind is a finding.
+  codecTarget('crdt-value', messages.crdtValue, encodeCrdt, bytes => {
+    const value = decodeCrdt(bytes)
+    if (value === undefined) throw new MalformedDataError('opaque: not a counter or set')
+    return value
   }),
   // A context is text; its binary form is what is worth mutating, so frames are that binary.
   codecTarget('context', messages.versionVector, vv => fromString(encodeContext(vv), 'base64url'),

@@ -3,6 +3,12 @@
  * They favour edge values (empty and full-size keys, counters at 2^53 - 1, 32 addresses, every
  * request and response type) because a mutation of an edge is most likely to cross a bound.
  */
+import { bytesId, fromBytesId } from '../../src/core/bytes.ts'
+import { EMPTY_COUNTER, MAX_ACTOR_BYTES, bump } from '../../src/core/crdt/counter.ts'
+import type { CounterState } from '../../src/core/crdt/counter.ts'
+import { EMPTY_SET, MAX_MEMBER_BYTES, TAG_BYTES, add as orsetAdd, remove as orsetRemove } from '../../src/core/crdt/orset.ts'
+import type { OrSetState } from '../../src/core/crdt/orset.ts'
+import type { CrdtValue } from '../../src/core/crdt/typed-value.ts'
 import type { DvvSet, Sibling, VersionVector } from '../../src/core/causality.ts'
 import type { KvRequest, KvResponse } from '../../src/core/coordinator/messages.ts'
 import type { Heartbeat } from '../../src/core/membership-agent.ts'
@@ -187,4 +193,23 @@ export function adminResponse (rng: SimRandom): AdminResponse {
   return rng.chance(0.5)
     ? { type: 'ok', json: JSON.stringify({ peerId: fakePeerId(() => rng.next()), members: [text(rng, 0, 10)] }) }
     : { type: 'error', name: text(rng, 1, 20), message: text(rng, 0, 60) }
+}
+
+/** A counter or set value as the CRDT operations make it (actors and members are bytes ids). */
+export function crdtValue (rng: SimRandom): CrdtValue {
+  if (rng.chance(0.5)) {
+    let state: CounterState = EMPTY_COUNTER
+    for (let i = rng.int(0, 6); i > 0; i--) {
+      const actor = bytesId(bytes(rng, 1, rng.chance(0.1) ? MAX_ACTOR_BYTES : 16))
+      state = bump(state, actor, state.get(actor) ?? { p: 0, n: 0 }, rng.int(-1000, 1000) * (rng.chance(0.1) ? 1e9 : 1))
+    }
+    return { type: 'counter', state }
+  }
+  let state: OrSetState = EMPTY_SET
+  for (let i = rng.int(0, 6); i > 0; i--) {
+    const member = bytes(rng, 1, rng.chance(0.05) ? MAX_MEMBER_BYTES : 12)
+    state = rng.chance(0.3) ? orsetRemove(state, member) : orsetAdd(state, member, bytes(rng, TAG_BYTES, TAG_BYTES))
+    if (rng.chance(0.3) && state.adds.size > 0) state = orsetRemove(state, fromBytesId(rng.pick([...state.adds.keys()])))
+  }
+  return { type: 'set', state }
 }
