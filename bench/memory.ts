@@ -27,6 +27,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { update } from '../src/core/causality.ts'
 import type { DvvSet } from '../src/core/causality.ts'
+import { renderTable } from '../src/cli/table.ts'
 import type { NodeStatus } from '../src/node.ts'
 import { DEFAULT_PARTITIONS } from '../src/core/ring.ts'
 import { Store } from '../src/store/store.ts'
@@ -336,15 +337,15 @@ export async function run (args: string[]): Promise<void> {
   })
   const verdict = (mb: number, goal: number): string => mb <= goal ? 'met' : 'missed'
   console.log('')
-  const rows = [['node flags', 'figure', 'RSS MB', 'private MB', 'goal', 'verdict']]
+  const header = ['node flags', 'figure', 'RSS MB', 'private MB', 'goal', 'verdict']
+  const rows: string[][] = []
   for (const r of results) {
     const flags = r.flags.length === 0 ? '(as shipped)' : r.flags.join(' ')
     rows.push([flags, 'idle member, after start-up and an exchange', r.idleMB.toFixed(0), r.idlePrivateMB.toFixed(0), `<= ${GOALS.idleMB}`, verdict(r.idleMB, GOALS.idleMB)])
     rows.push([flags, `${options.keys} keys, after tree check / anti-entropy`, r.loadedMB.toFixed(0), r.loadedPrivateMB.toFixed(0), `<= ${GOALS.loadedMB}`, verdict(r.loadedMB, GOALS.loadedMB)])
     rows.push([flags, `${options.keys} keys, peak over the run (VmHWM)`, r.loadedPeakMB.toFixed(0), '', `<= ${GOALS.loadedMB}`, verdict(r.loadedPeakMB, GOALS.loadedMB)])
   }
-  const widths = (rows[0] ?? []).map((_, c) => Math.max(...rows.map(r => (r[c] ?? '').length)))
-  for (const row of rows) console.log(row.map((cell, c) => c < 2 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0)).join('  '))
+  for (const line of renderTable(header, rows, { right: [2, 3, 4, 5] })) console.log(line)
   const first = results[0] as ConfigResult
   console.log(`MB = 10^6 bytes; the max over the two members. Private = RssAnon (V8 heap, native memory); the rest is file pages: the node binary and ` +
     `LevelDB's memory-mapped table files (the kernel's page cache, dropped under pressure). Start-up tree check over ${first.loaded.treeCheckS.toFixed(0)} s after spawn ` +

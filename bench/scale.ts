@@ -26,6 +26,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { Libp2p } from '@libp2p/interface'
 import { adminCall } from '../src/net/admin.ts'
+import { renderTable } from '../src/cli/table.ts'
 import type { NodeStatus } from '../src/node.ts'
 import { createFloorLibp2p } from './floor.ts'
 import { memoryOf, sleep } from './load.ts'
@@ -330,8 +331,7 @@ export async function run (args: string[]): Promise<void> {
     return [f.name, seconds(f.spread?.min), seconds(f.spread?.median), seconds(f.spread?.max), `<= ${f.goalMs / 1000} s`,
       f.spread === null ? 'never reached' : met ? 'met' : f.spread.missing > 0 ? `missed (${f.spread.missing} rounds never)` : 'missed']
   })
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map(r => (r[c] ?? '').length)))
-  for (const row of [header, ...rows]) console.log(row.map((cell, c) => c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0)).join('  '))
+  for (const line of renderTable(header, rows, { right: [1, 2, 3, 4, 5] })) console.log(line)
   console.log('Times are to the first poll round that found it (so up to one poll interval plus a status round trip late).')
   await saveResults(RESULTS, {
     date: new Date().toISOString(),

@@ -3,6 +3,7 @@
  * table, Shoal's ratios to every other target, the issue's goals checked against them, and the
  * JSON kept in bench/results/latest.json.
  */
+import { renderTable } from '../../src/cli/table.ts'
 import { decodeFromCompressedBase64, encodeIntoCompressedBase64 } from 'hdr-histogram-js'
 import type { TargetName } from './targets.ts'
 import type { PhaseName, PhaseResult } from './messages.ts'
@@ -149,8 +150,7 @@ export function cdfOf (row: Row): Array<[number, number]> {
 
 /** Aligns columns: the first `left` columns to the left, the others (numbers) to the right. */
 export function formatTable (header: readonly string[], rows: ReadonlyArray<readonly string[]>, left: number): string {
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map(r => (r[c] ?? '').length)))
-  return [header, ...rows].map(r => r.map((cell, c) => c < left ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0)).join('  ').trimEnd()).join('\n')
+  return renderTable(header, rows, { right: header.map((_, c) => c).filter(c => c >= left) }).join('\n')
 }
 
 const fixed = (x: number): string => x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)

@@ -10,6 +10,7 @@
  * or reads through different nodes disagree.
  */
 import type { CheckResult, Finding } from './checker.ts'
+import { renderTable } from '../../src/cli/table.ts'
 import type { FinalRead, IncrementRecord } from './protocol.ts'
 
 export interface CounterSum {
@@ -74,6 +75,5 @@ export function checkCounters (incrs: readonly IncrementRecord[], finals: Readon
 export function counterTable (sums: readonly CounterSum[]): string {
   const rows = sums.map(s => [s.key, String(s.acknowledged), s.values.length === 0 ? '-' : [...new Set(s.values)].join('/'), String(s.possible), String(s.attempted)])
   const header = ['key', 'acknowledged', 'value', 'possible', 'attempted']
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] ?? '').length)))
-  return [header, ...rows].map(r => r.map((c, i) => c.padStart(widths[i] ?? 0)).join('  ')).join('\n')
+  return renderTable(header, rows, { right: header.map((_, i) => i) }).join('\n')
 }
