@@ -119,16 +119,7 @@ describe('chaos run: real nodes in network namespaces under kill -9, pauses and 
   let result: ChaosResult
 
   before(async function () {
-    const probe = findIptables()
-    if (!probe.ok) {
-      // Not a silent pass: mocha reports the tests as pending; the reason goes to the log.
-      console.log(`      chaos run skipped: ${probe.reason}`)
-      this.skip()
-    }
-    result = await runChaos({ seed: 20261125, timeMs: 60_000, nodes: 5, clients: 5, keys: 8 })
-    const c = result.check
-    console.log(`      seed ${result.seed}: ${c.attempted} adds, ${c.acknowledged} acknowledged, ${c.unknown} unknown, ${c.recovered} recovered; ` +
-      `${Object.entries(result.eventCounts).map(([k, v]) => `${k} ${v}`).join(', ')}; converged in ${((result.convergeMs ?? NaN) / 1000).toFixed(1)} s`)
+    result = await chaosOrSkip(this, { seed: 20261125, timeMs: 60_000, nodes: 5, clients: 5, keys: 8 }, 'adds')
   })
 
   it('loses no acknowledged add, invents no element, and the replicas converge', () => {
@@ -188,15 +179,7 @@ describe('chaos run, counter workload: every counter between its acknowledged an
   let result: ChaosResult
 
   before(async function () {
-    const probe = findIptables()
-    if (!probe.ok) {
-      console.log(`      chaos run skipped: ${probe.reason}`)
-      this.skip()
-    }
-    result = await runChaos({ seed: 20261126, timeMs: 30_000, nodes: 5, clients: 4, keys: 4, workload: 'counter' })
-    const c = result.check
-    console.log(`      seed ${result.seed}: ${c.attempted} increments, ${c.acknowledged} acknowledged, ${c.unknown} unknown; ` +
-      `${Object.entries(result.eventCounts).map(([k, v]) => `${k} ${v}`).join(', ')}; converged in ${((result.convergeMs ?? NaN) / 1000).toFixed(1)} s`)
+    result = await chaosOrSkip(this, { seed: 20261126, timeMs: 30_000, nodes: 5, clients: 4, keys: 4, workload: 'counter' }, 'increments')
   })
 
   it('no counter below its acknowledged sum or above its possible sum, and the replicas agree', () => {
@@ -228,4 +211,21 @@ function assertNothingLeft (runId: string): void {
   assert.equal(existsSync(join(tmpdir(), `shoal-chaos-${runId}`)), false)
   const processes = spawnSync('pgrep', ['-f', `chaos-${runId}`], { encoding: 'utf8' })
   assert.equal(processes.stdout.trim(), '', 'no process of the run is left')
+}
+
+/**
+ * One chaos run, logged in a line; skipped (mocha reports it pending, the reason goes to the log,
+ * never a silent pass) where iptables cannot be had.
+ */
+async function chaosOrSkip (context: Mocha.Context, options: Parameters<typeof runChaos>[0], what: string): Promise<ChaosResult> {
+  const probe = findIptables()
+  if (!probe.ok) {
+    console.log(`      chaos run skipped: ${probe.reason}`)
+    context.skip()
+  }
+  const result = await runChaos(options)
+  const c = result.check
+  console.log(`      seed ${result.seed}: ${c.attempted} ${what}, ${c.acknowledged} acknowledged, ${c.unknown} unknown, ${c.recovered} recovered; ` +
+    `${Object.entries(result.eventCounts).map(([k, v]) => `${k} ${v}`).join(', ')}; converged in ${((result.convergeMs ?? NaN) / 1000).toFixed(1)} s`)
+  return result
 }
