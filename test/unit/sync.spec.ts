@@ -823,6 +823,34 @@ describe('sync', () => {
       assert.deepEqual(hh.stats, { pending: 0, delivered: hinted.length })
     })
 
+    it('sends a hint whose key the ring moved off its target to the key\'s current owners, not to the target', async () => {
+      ring = ringOf(['h', 'o1', 'o2', 'o3', 't'])
+      const owns = (entry: KeyObject): boolean => ring.owners(ring.partitionOf(entry.key)).includes('t')
+      const partitions = Array.from({ length: PARTITIONS }, (_, p) => p)
+      const away = partitions.find(p => !ring.owners(p).includes('t'))!
+      const still = partitions.find(p => ring.owners(p).includes('t'))!
+      for (const key of [...keysIn(away, 2, 'moved-'), ...keysIn(still, 2, 'stayed-')]) {
+        const object = update(undefined, new Map(), 'coordinator', key, 1)
+        assert.equal(await h.putHint('t', key, object), true)
+        hinted.push({ key, object })
+      }
+      const stayed = hinted.filter(owns)
+      const moved = hinted.filter(e => !owns(e))
+      assert.ok(stayed.length > 0 && moved.length > 0, 'the ring moves some keys off t and keeps others')
+      const hh = handoff()
+      await hh.runNow()
+      await assertHeldBy('t', stayed)
+      for (const entry of moved) {
+        assert.equal(await n.store('t').get(entry.key), undefined, 't no longer owns it and is not given it')
+        for (const owner of ring.owners(ring.partitionOf(entry.key))) {
+          if (owner === 'h') assert.ok(await h.get(entry.key) !== undefined, 'h owns it now and keeps it as its own')
+          else await assertHeldBy(owner, [entry])
+        }
+      }
+      assert.equal(await h.hintCount(), 0)
+      assert.deepEqual(hh.stats, { pending: 0, delivered: hinted.length })
+    })
+
     it('keeps the hints of a target gone from the ring while an owner of their keys is down', async () => {
       ring = ringOf(['h', 'o1', 'o2', 'o3'])
       n.down.add('o3')

@@ -24,7 +24,7 @@ export interface HintStats {
  * only after the target acknowledged it, and only if no newer write merged into it meanwhile.
  *
  * A target that left the ring (or was removed) gets nothing: its hints go to the key's current
- * owners instead. While this member leaves, hints for a target still down go to the key's live
+ * owners instead, and so does a hint whose key the ring moved off its target meanwhile. While this member leaves, hints for a target still down go to the key's live
  * owners too, so that leaving never waits on a member that may not come back.
  */
 export class HintedHandoff {
@@ -93,7 +93,7 @@ export class HintedHandoff {
     const flush = async (): Promise<boolean> => {
       const entries = held
       held = []
-      const ok = to === 'target' ? await this.push(target, entries) : await this.pushToOwners(entries)
+      const ok = to === 'target' ? await this.pushToTarget(target, entries) : await this.pushToOwners(entries)
       if (!ok) return false
       for (const { key, object } of entries) {
         if (await this.init.replica.deleteHint(target, key, objectDigest(object))) {
@@ -110,6 +110,20 @@ export class HintedHandoff {
     }
     if (held.length > 0 && !await flush()) return
     if (!any) this.targets.delete(target)
+  }
+
+  /**
+   * Hints to their target, which is back; but a key whose partition moved off the target while it
+   * was down goes to the key's current owners instead (as Riak's fallbacks hand a partition to its
+   * owner of now), so that no copy lands on a member that no longer owns it.
+   */
+  private async pushToTarget (target: string, entries: readonly KeyObject[]): Promise<boolean> {
+    const ring = this.init.ring()
+    const owned: KeyObject[] = []
+    const moved: KeyObject[] = []
+    for (const entry of entries) (ring.owners(ring.partitionOf(entry.key)).includes(target) ? owned : moved).push(entry)
+    if (owned.length > 0 && !await this.push(target, owned)) return false
+    return moved.length === 0 || await this.pushToOwners(moved)
   }
 
   private async push (member: string, entries: readonly KeyObject[]): Promise<boolean> {
