@@ -992,13 +992,15 @@ describe('sync', () => {
         return await deliver()
       }
       const hh = handoff()
-      assert.equal(await hh.runNow(), 0, 'the partition was handed off and dropped')
+      const partitions = (await x.heldPartitions()).length
+      assert.equal(await hh.runNow(), 1, 'the partition still holds keys: it stays pending')
+      assert.equal(hh.stats.partitions, partitions - 1, 'every other partition was handed off and dropped')
       const kept = await contents(x)
       assert.deepEqual(sorted(kept.keys()), sorted([bytesId(held[3]!), bytesId(late)]), 'only the writes after the snapshot stay')
       if (sibling !== undefined) assert.equal(await x.get(sibling), undefined)
 
       n.fault = undefined
-      await hh.runNow()
+      assert.equal(await hh.runNow(), 0)
       await assertOwnersCover(kept)
       assert.deepEqual(await x.heldPartitions(), [])
     })

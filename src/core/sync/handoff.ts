@@ -91,6 +91,8 @@ export class OwnershipHandoff {
     for (const { key, digest } of snapshot) {
       if (await this.init.replica.removeIfUnchanged(key, digest)) this.stats.keysDropped++
     }
+    // A key written or changed here meanwhile was kept: the partition is still pending, for the next round.
+    for await (const _ of this.init.replica.scan(partition)) return false
     this.stats.partitions++
     return true
   }
