@@ -338,7 +338,7 @@ async function start (args: Args): Promise<number> {
   const info = { peerId: node.peerId, addrs: node.addrs, ...(gateway === undefined ? {} : { http: gateway.url }) }
   await writeNodeJson(dataDir, info)
   if (flag(args, 'json')) console.log(JSON.stringify(info))
-  else console.log(`shoal node ${node.peerId}\n${node.addrs.map(a => `  listening on ${a}`).join('\n')}\n  data in ${dataDir}, cluster ${node.cluster}${mdns ? ', mDNS on' : ''}${gateway === undefined ? '' : `\n  HTTP on ${gateway.url} (status page; /kv/KEY, /stats, /metrics)`}\n  shoal status --data ${dataDir} shows the cluster; Ctrl-C stops this node`)
+  else console.log(`shoal node ${node.peerId}\n${node.addrs.map(a => `  listening on ${a}`).join('\n')}\n  data in ${dataDir}, cluster ${node.cluster}${mdns ? ', mDNS on' : ''}${gateway === undefined ? '' : `\n  HTTP on ${gateway.url} (status page; /kv/KEY, /counters/KEY, /sets/KEY, /stats, /metrics)`}\n  shoal status --data ${dataDir} shows the cluster; Ctrl-C stops this node`)
   const why = await Promise.race([untilSignal().then(() => 'signal'), hasLeft.then(() => 'left')])
   // A node that left lingers a moment so its last heartbeat carries the news.
   if (why === 'left') await new Promise(resolve => setTimeout(resolve, 2000))

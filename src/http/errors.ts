@@ -40,8 +40,9 @@ const RETRY = 'retry later; the cluster repairs itself as members come back'
 const BY_NAME: Record<string, { status: number, advice: string }> = {
   InvalidArgumentError: { status: 400, advice: 'fix the request (keys are 1 to 1024 bytes; r and w are integers from 1 to N)' },
   InvalidContextError: { status: 400, advice: 'send X-Shoal-Context exactly as a read or a write returned it, or none to add a sibling' },
-  NotFoundError: { status: 404, advice: 'the gateway serves / (status page), /kv/{key}, /stats and /metrics' },
+  NotFoundError: { status: 404, advice: 'the gateway serves / (status page), /kv/{key}, /counters/{key}, /sets/{key}[/{member}], /stats and /metrics' },
   MethodNotAllowedError: { status: 405, advice: 'use a method the Allow header lists' },
+  WrongTypeError: { status: 409, advice: 'the key holds another kind of value (a plain value, a counter or a set): use the path of its kind, or another key' },
   TooManySiblingsError: { status: 409, advice: 'read the key and write with its X-Shoal-Context to resolve its siblings' },
   PayloadTooLargeError: { status: 413, advice: 'send a smaller value, or start the nodes with a larger maxValueBytes (at most 16 MiB)' },
   QuorumError: { status: 503, advice: `${RETRY}, or ask for a lower r or w (a write that failed may still have reached some replicas)` },

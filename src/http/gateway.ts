@@ -7,6 +7,13 @@
  * - `PUT /kv/{key}[?w=W]`: the raw body is the value; `X-Shoal-Context` (from a read) replaces
  *   what it covers, none adds a sibling; 204 with the new context.
  * - `DELETE /kv/{key}[?w=W]`: 204.
+ * - Counters and sets, merged by Shoal (never siblings), as JSON:
+ *   `GET /counters/{key}[?r=R]` → `{"value": N}` (0 when absent); `POST /counters/{key}[?by=N][&w=W]`
+ *   adds N (default 1, negative subtracts) → `{"value": N}`; `GET /sets/{key}[?r=R]` →
+ *   `{"members": [...]}` (UTF-8 members as text, any others base64 under `"binary"`);
+ *   `PUT|DELETE /sets/{key}/{member}[?w=W]` adds or removes a member (204; 404 when a removed
+ *   member was not there); `GET /sets/{key}/{member}` → 204 member, 404 not. A key holding
+ *   another kind of value answers 409 and nothing is written.
  * - `GET /stats` (JSON), `GET /metrics` (Prometheus text), `GET /` (the status page).
  *
  * Every failure is a status with a short JSON body `{error, message, advice}` (errors.ts). The
@@ -32,6 +39,7 @@ import type { Registry } from 'prom-client'
 import { InvalidArgumentError } from '../core/errors.ts'
 import type { NodeStats } from '../metrics.ts'
 import { OverloadedError } from '../net/admission.ts'
+import type { ShoalCounter, ShoalSet } from '../kv-ops.ts'
 import type { GetResult, PutResult, ReadOptions, WriteOptions } from '../node.ts'
 import { DEFAULT_HTTP_HOST, httpUrl } from './address.ts'
 import type { HttpAddress } from './address.ts'
@@ -46,6 +54,8 @@ export interface GatewayNode {
   put: (key: Uint8Array, value: Uint8Array, options?: WriteOptions) => Promise<PutResult>
   get: (key: Uint8Array, options?: ReadOptions) => Promise<GetResult | undefined>
   delete: (key: Uint8Array, options?: WriteOptions) => Promise<void>
+  counter: (key: Uint8Array) => ShoalCounter
+  set: (key: Uint8Array) => ShoalSet
   stats: () => Promise<NodeStats>
   readonly metrics: {
     text: () => Promise<string>
@@ -90,6 +100,8 @@ const CONTEXT_HEADER = 'x-shoal-context'
 const RESPONSES_METRIC = 'shoal_http_responses_total'
 const KV_METHODS = ['GET', 'HEAD', 'PUT', 'DELETE'] as const
 const READ_METHODS = ['GET', 'HEAD'] as const
+const COUNTER_METHODS = ['GET', 'HEAD', 'POST'] as const
+const SET_MEMBER_METHODS = ['GET', 'HEAD', 'PUT', 'DELETE'] as const
 /** The status page runs only its own inline script and talks only to this gateway. */
 const PAGE_POLICY = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:"
 
@@ -216,6 +228,23 @@ export class HttpGateway {
       await this.kv(req, res, ticket, method, path.slice('/kv/'.length), query)
       return
     }
+    if (path.startsWith('/counters/')) {
+      allow(method, COUNTER_METHODS, path)
+      await this.counter(res, method, path.slice('/counters/'.length), query)
+      return
+    }
+    if (path.startsWith('/sets/')) {
+      const rest = path.slice('/sets/'.length)
+      const slash = rest.indexOf('/')
+      if (slash === -1) {
+        allow(method, READ_METHODS, path)
+        await this.setMembers(res, rest, query)
+      } else {
+        allow(method, SET_MEMBER_METHODS, path)
+        await this.setMember(res, method, rest.slice(0, slash), rest.slice(slash + 1), query)
+      }
+      return
+    }
     if (path === '/' || path === '/stats' || path === '/metrics') {
       allow(method, READ_METHODS, path)
       // A browser may add a query to the page's URL; the API paths refuse one they would ignore.
@@ -229,13 +258,12 @@ export class HttpGateway {
       }
       return
     }
-    if (path === '/kv') throw new NotFoundError('no key in the path: use /kv/{key}, with the key percent-encoded')
+    if (path === '/kv' || path === '/counters' || path === '/sets') throw new NotFoundError(`no key in the path: use ${path}/{key}, with the key percent-encoded`)
     throw new NotFoundError(`nothing is served at ${truncate(path)}`)
   }
 
   private async kv (req: IncomingMessage, res: ServerResponse, ticket: Ticket, method: string, rawKey: string, query: string): Promise<void> {
-    const key = decodeKey(rawKey)
-    if (key.byteLength === 0) throw new InvalidArgumentError('no key in the path: use /kv/{key}, with the key percent-encoded')
+    const key = pathKey('/kv', rawKey)
     if (method === 'GET' || method === 'HEAD') {
       const { r } = quorums(query, ['r'])
       const read = await this.node.get(key, r === undefined ? {} : { r })
@@ -267,6 +295,48 @@ export class HttpGateway {
     const value = await readBody(req, limit)
     const { context: written } = await this.node.put(key, value, options)
     send(res, 204, { [CONTEXT_HEADER]: written }, undefined)
+  }
+
+  /** `GET /counters/{key}` reads the counter's value, `POST` adds `by` (default 1) and answers the value after it. */
+  private async counter (res: ServerResponse, method: string, rawKey: string, query: string): Promise<void> {
+    const counter = this.node.counter(pathKey('/counters', rawKey))
+    let value: number
+    if (method === 'POST') {
+      const params = parseQuery(query, ['by', 'w'])
+      const by = params.by === undefined ? 1 : amount(params.by)
+      value = await counter.increment(by, quorum(params, 'w'))
+    } else {
+      value = await counter.value(quorum(parseQuery(query, ['r']), 'r'))
+    }
+    sendValue(res, 200, { value })
+  }
+
+  /** `GET /sets/{key}`: the members, in byte order. */
+  private async setMembers (res: ServerResponse, rawKey: string, query: string): Promise<void> {
+    const members = await this.node.set(pathKey('/sets', rawKey)).members(quorum(parseQuery(query, ['r']), 'r'))
+    const text: string[] = []
+    const binary: string[] = []
+    for (const member of members) {
+      const decoded = utf8(member)
+      if (decoded === undefined) binary.push(Buffer.from(member).toString('base64'))
+      else text.push(decoded)
+    }
+    sendValue(res, 200, binary.length === 0 ? { members: text } : { members: text, binary })
+  }
+
+  /** `PUT`, `DELETE` or `GET /sets/{key}/{member}`: add, remove, or ask about one member. */
+  private async setMember (res: ServerResponse, method: string, rawKey: string, rawMember: string, query: string): Promise<void> {
+    const set = this.node.set(pathKey('/sets', rawKey))
+    const member = decodeKey(rawMember)
+    if (member.byteLength === 0) throw new InvalidArgumentError('no member in the path: use /sets/{key}/{member}, each percent-encoded')
+    if (method === 'PUT') {
+      await set.add(member, quorum(parseQuery(query, ['w']), 'w'))
+    } else if (method === 'DELETE') {
+      if (!await set.remove(member, quorum(parseQuery(query, ['w']), 'w'))) throw new NotFoundError('the set has no such member: nothing was written')
+    } else if (!await set.has(member, quorum(parseQuery(query, ['r']), 'r'))) {
+      throw new NotFoundError('the set has no such member')
+    }
+    send(res, 204, { 'Cache-Control': 'no-store' }, undefined)
   }
 
   /** Counts `bytes` against the gateway's budget for this request, or refuses it unserved. */
@@ -322,20 +392,63 @@ function noQuery (query: string): void {
  * refused rather than ignored (a mistyped `W=3` must not silently write with the default).
  */
 function quorums (query: string, known: ReadonlyArray<'r' | 'w'>): { r?: number, w?: number } {
-  const out: { r?: number, w?: number } = {}
+  const params = parseQuery(query, known)
+  return { ...quorum(params, 'r'), ...quorum(params, 'w') }
+}
+
+/** The parameters `known` of this method: anything else, or one given twice, is refused. */
+function parseQuery (query: string, known: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
   if (query === '') return out
   for (const pair of query.split('&')) {
     if (pair === '') continue
     const eq = pair.indexOf('=')
     const name = eq === -1 ? pair : pair.slice(0, eq)
     const value = eq === -1 ? '' : pair.slice(eq + 1)
-    if (name !== 'r' && name !== 'w') throw new InvalidArgumentError(`unknown query parameter ${JSON.stringify(truncate(name))}: this method takes ${known.map(k => `${k}=`).join(' or ')}`)
-    if (!known.includes(name)) throw new InvalidArgumentError(`${name}= does not apply to this method (it takes ${known.map(k => `${k}=`).join(' or ')})`)
+    const takes = `this method takes ${known.map(k => `${k}=`).join(' or ')}`
+    if (!QUERY_NAMES.includes(name)) throw new InvalidArgumentError(`unknown query parameter ${JSON.stringify(truncate(name))}: ${takes}`)
+    if (!known.includes(name)) throw new InvalidArgumentError(`${name}= does not apply to this method (${takes})`)
     if (out[name] !== undefined) throw new InvalidArgumentError(`${name}= is given twice`)
-    if (!/^\d{1,2}$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${name} must be an integer from 1 to N, got ${JSON.stringify(truncate(value))}`)
-    out[name] = Number(value)
+    out[name] = value
   }
   return out
+}
+
+const QUERY_NAMES = ['r', 'w', 'by']
+
+/** `r` or `w` as an option: a positive integer (the node refuses one above N). */
+function quorum (params: Record<string, string>, name: 'r' | 'w'): { r?: number, w?: number } {
+  const value = params[name]
+  if (value === undefined) return {}
+  if (!/^\d{1,2}$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${name} must be an integer from 1 to N, got ${JSON.stringify(truncate(value))}`)
+  return { [name]: Number(value) }
+}
+
+/** A counter step: a safe integer, negative to subtract. */
+function amount (value: string): number {
+  if (!/^-?\d{1,16}$/.test(value) || !Number.isSafeInteger(Number(value))) throw new InvalidArgumentError(`by must be an integer (negative to subtract), got ${JSON.stringify(truncate(value))}`)
+  return Number(value)
+}
+
+/** The key of `{base}/{key}` (see decodeKey); an empty one is refused. */
+function pathKey (base: string, rawKey: string): Uint8Array {
+  const key = decodeKey(rawKey)
+  if (key.byteLength === 0) throw new InvalidArgumentError(`no key in the path: use ${base}/{key}, with the key percent-encoded`)
+  return key
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+function utf8 (bytes: Uint8Array): string | undefined {
+  try {
+    return strictUtf8.decode(bytes)
+  } catch {
+    return undefined
+  }
+}
+
+function sendValue (res: ServerResponse, status: number, body: unknown): void {
+  send(res, status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' }, JSON.stringify(body) + '\n')
 }
 
 /** The X-Shoal-Context header, once; the node decodes it (InvalidContextError when malformed). */

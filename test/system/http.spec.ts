@@ -247,6 +247,71 @@ describe('the HTTP gateway', function () {
     await absent('bad')
   })
 
+  it('counters: GET answers {value} (0 when absent), POST adds ?by= (default 1, negative subtracts), the same counter as the API\'s', async () => {
+    const value = async (res: Response): Promise<number> => {
+      assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8')
+      return (await res.json() as { value: number }).value
+    }
+    const absent = await fetch(`${url}counters/visits`)
+    assert.equal(absent.status, 200)
+    assert.equal(await value(absent), 0)
+    assert.equal(await value(await fetch(`${url}counters/visits`, { method: 'POST' })), 1)
+    assert.equal(await value(await fetch(`${url}counters/visits?by=41&w=3`, { method: 'POST' })), 42)
+    assert.equal(await value(await fetch(`${url}counters/visits?by=-2`, { method: 'POST' })), 40)
+    await cluster.nodes[2]!.counter('visits').increment(5)
+    assert.equal(await value(await fetch(`${url}counters/visits?r=3`)), 45)
+    assert.equal(await cluster.nodes[1]!.counter('visits').value({ r: 3 }), 45)
+  })
+
+  it('sets: PUT adds a member, DELETE removes it (404 when absent), GET lists them or asks about one, the same set as the API\'s', async () => {
+    const members = async (): Promise<unknown> => await (await fetch(`${url}sets/cart?r=3`)).json()
+    assert.deepEqual(await members(), { members: [] })
+    for (const member of ['pears', 'apples', 'käse%2Fbrot']) assert.equal((await fetch(`${url}sets/cart/${member}`, { method: 'PUT' })).status, 204)
+    await cluster.nodes[1]!.set('cart').add(Uint8Array.from([0xff, 0x00]))
+    assert.deepEqual(await members(), { members: ['apples', 'käse/brot', 'pears'], binary: ['/wA='] })
+    assert.equal((await fetch(`${url}sets/cart/apples`)).status, 204)
+    assert.equal((await fetch(`${url}sets/cart/apples`, { method: 'DELETE' })).status, 204)
+    assert.equal((await fetch(`${url}sets/cart/apples`)).status, 404)
+    const again = await fetch(`${url}sets/cart/apples?w=3`, { method: 'DELETE' })
+    assert.equal(again.status, 404)
+    assert.equal((await again.json() as { error: string }).error, 'NotFoundError')
+    assert.deepEqual((await cluster.nodes[2]!.set('cart').members({ r: 3 })).map(text).sort(), ['käse/brot', 'pears', '\ufffd\u0000'].sort())
+  })
+
+  it('counters and sets: bad input is 400, another kind of value 409, other methods 405; nothing is written', async () => {
+    await node.put('plain', 'a plain value')
+    await node.counter('a-counter').increment(3)
+    const rows: Array<[string, string, RequestInit, number, string]> = [
+      ['by not an integer', 'counters/c-bad?by=1.5', { method: 'POST' }, 400, 'InvalidArgumentError'],
+      ['by empty', 'counters/c-bad?by=', { method: 'POST' }, 400, 'InvalidArgumentError'],
+      ['by past a safe integer', 'counters/c-bad?by=99999999999999999', { method: 'POST' }, 400, 'InvalidArgumentError'],
+      ['by on a GET', 'counters/c-bad?by=2', { method: 'GET' }, 400, 'InvalidArgumentError'],
+      ['r on a POST', 'counters/c-bad?r=1', { method: 'POST' }, 400, 'InvalidArgumentError'],
+      ['w above N', 'counters/c-bad?w=4', { method: 'POST' }, 400, 'InvalidArgumentError'],
+      ['no counter key', 'counters/', { method: 'POST' }, 400, 'InvalidArgumentError'],
+      ['no set member', 'sets/s-bad/', { method: 'PUT' }, 400, 'InvalidArgumentError'],
+      ['a malformed member escape', 'sets/s-bad/%G0', { method: 'PUT' }, 400, 'InvalidArgumentError'],
+      ['an unknown parameter on a set', 'sets/s-bad/m?by=1', { method: 'PUT' }, 400, 'InvalidArgumentError'],
+      ['a counter over a plain value', 'counters/plain', { method: 'POST' }, 409, 'WrongTypeError'],
+      ['a set over a plain value', 'sets/plain/m', { method: 'PUT' }, 409, 'WrongTypeError'],
+      ['a set read of a counter', 'sets/a-counter', { method: 'GET' }, 409, 'WrongTypeError'],
+      ['PUT on a counter', 'counters/c-bad', { method: 'PUT', body: '1' }, 405, 'MethodNotAllowedError'],
+      ['POST on a set', 'sets/s-bad', { method: 'POST', body: 'm' }, 405, 'MethodNotAllowedError'],
+      ['no key at all', 'counters', { method: 'GET' }, 404, 'NotFoundError']
+    ]
+    for (const [what, path, init, status, error] of rows) {
+      const res = await fetch(`${url}${path}`, init)
+      assert.equal(res.status, status, what)
+      const body = await res.json() as { error: string, message: string, advice: string }
+      assert.equal(body.error, error, what)
+      assert.ok(body.message.length > 0 && body.advice.length > 0, what)
+    }
+    await absent('c-bad')
+    await absent('s-bad')
+    assert.equal(text((await cluster.nodes[1]!.get('plain', { r: 3 }))!.siblings[0]!), 'a plain value')
+    assert.equal(await cluster.nodes[1]!.counter('a-counter').value({ r: 3 }), 3)
+  })
+
   it('?w= and ?r= reach the coordinator: w=3 and r=3 succeed while every replica is up, r=1 reads', async () => {
     const put = await fetch(`${url}kv/quorums?w=3`, { method: 'PUT', body: 'everywhere' })
     assert.equal(put.status, 204)
