@@ -1,4 +1,4 @@
-import { ShoalError } from '../core/errors.ts'
+import { QuorumError, ShoalError } from '../core/errors.ts'
 
 /** A request body longer than the node accepts; nothing was written. */
 export class PayloadTooLargeError extends ShoalError {
@@ -64,6 +64,12 @@ export function httpFailure (err: unknown): HttpFailure {
   const headers: Record<string, string> = {}
   if (e instanceof MethodNotAllowedError) headers.Allow = e.allow.join(', ')
   if (known?.status === 503) headers['Retry-After'] = '1'
+  if (e instanceof QuorumError && e.asked < e.needed) {
+    // Retrying cannot help: the ring has fewer members for this key than the quorum asked for.
+    const param = e.op === 'get' ? 'r' : 'w'
+    const advice = `only ${e.asked} member${e.asked === 1 ? ' holds' : 's hold'} this key in the cluster: start more nodes (shoal dev runs 3), ask with ?${param}=${e.asked}, or run a lone node with --n 1 --r 1 --w 1`
+    return { status: 503, error: e.name, message: e.message, advice, headers: {} }
+  }
   if (known !== undefined) return { status: known.status, error: e.name, message: e.message, advice: known.advice, headers }
   if (e instanceof ShoalError) return { status: 500, error: e.name, message: e.message, advice: 'an error the gateway has no status for; see the node\'s log', headers }
   return { status: 500, error: 'InternalError', message: 'the gateway failed to serve the request', advice: 'see the node\'s log; retrying may help', headers }

@@ -579,6 +579,45 @@ describe('the HTTP gateway while replicas are down', function () {
   })
 })
 
+describe('the HTTP gateway of a lone node', function () {
+  this.timeout(60_000)
+
+  it('with the default N=3, R=2, W=2 it says why no quorum can form and what to do; with --n 1 --r 1 --w 1 it serves', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'shoal-http-lone-'))
+    const started: Array<{ node: ShoalNode, gateway: HttpGateway }> = []
+    try {
+      const lone = async (name: string, replication: Partial<NodeOptions>): Promise<string> => {
+        const node = await createNode({ dataDir: join(root, name), listen: ['/ip4/127.0.0.1/tcp/0'], cluster: `lone-${name}`, mdns: false, ...replication })
+        const gateway = await startGateway(node)
+        started.push({ node, gateway })
+        return gateway.url
+      }
+      const defaults = await lone('defaults', {})
+      const put = await fetch(`${defaults}kv/k`, { method: 'PUT', body: 'v' })
+      assert.equal(put.status, 503)
+      const body = await put.json() as { error: string, message: string, advice: string }
+      assert.equal(body.error, 'QuorumError')
+      assert.match(body.message, /put needed 2 of 1 replicas/)
+      assert.match(body.advice, /only 1 member holds this key .*start more nodes.*\?w=1.*--n 1 --r 1 --w 1/)
+      assert.equal(put.headers.get('retry-after'), null, 'retrying alone cannot help')
+      const get = await fetch(`${defaults}counters/c`)
+      assert.equal(get.status, 503)
+      assert.match((await get.json() as { advice: string }).advice, /\?r=1/)
+
+      const single = await lone('single', { n: 1, r: 1, w: 1 })
+      assert.equal((await fetch(`${single}kv/k`, { method: 'PUT', body: 'v' })).status, 204)
+      assert.equal(await (await fetch(`${single}kv/k`)).text(), 'v')
+      assert.deepEqual(await (await fetch(`${single}counters/c`, { method: 'POST' })).json(), { value: 1 })
+    } finally {
+      for (const { node, gateway } of started) {
+        await gateway.stop()
+        await node.stop()
+      }
+      await rm(root, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('--http addresses', () => {
   it('a bare PORT or :PORT listens on 127.0.0.1; HOST:PORT and [IPv6]:PORT as given', () => {
     assert.deepEqual(parseHttpAddress('8080'), { host: '127.0.0.1', port: 8080 })
