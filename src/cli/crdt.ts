@@ -2,6 +2,7 @@
  * `shoal counter incr|decr|get KEY [N]` and `shoal set add|remove|members KEY [MEMBER]`: the
  * convergent types from the command line, over the same connection options as `shoal get`.
  */
+import { utf8Text } from '../core/bytes.ts'
 import type { ShoalClient } from '../client.ts'
 import type { Args, Command, Options } from './command.ts'
 
@@ -52,8 +53,8 @@ export function crdtCommands (tools: CliTools): Record<string, Command> {
       const handle = client.set(key)
       if (op === 'members') {
         const members = await handle.members(options)
-        if (flag(args, 'json')) console.log(JSON.stringify({ key, members: members.map(m => { const t = asText(m); return t === undefined ? { base64: base64(m) } : { value: t } }) }))
-        else for (const m of members) console.log(asText(m) ?? `base64:${base64(m)}`)
+        if (flag(args, 'json')) console.log(JSON.stringify({ key, members: members.map(m => { const t = utf8Text(m); return t === undefined ? { base64: base64(m) } : { value: t } }) }))
+        else for (const m of members) console.log(utf8Text(m) ?? `base64:${base64(m)}`)
         return exit.ok
       }
       if (op === 'add') {
@@ -86,16 +87,6 @@ export function crdtCommands (tools: CliTools): Record<string, Command> {
       positionals: [2, 3],
       run: set
     }
-  }
-}
-
-const strict = new TextDecoder('utf-8', { fatal: true })
-
-function asText (bytes: Uint8Array): string | undefined {
-  try {
-    return strict.decode(bytes)
-  } catch {
-    return undefined
   }
 }
 

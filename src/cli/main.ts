@@ -5,6 +5,7 @@ import type { ParseArgsOptionDescriptor } from 'node:util'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createClient } from '../client.ts'
 import type { ShoalClient } from '../client.ts'
+import { utf8Text } from '../core/bytes.ts'
 import { generatePsk, parsePsk } from '../net/psk.ts'
 import { parseHttpAddress } from '../http/address.ts'
 import type { HttpAddress } from '../http/address.ts'
@@ -607,19 +608,15 @@ async function withClient (args: Args, fn: (client: ShoalClient) => Promise<numb
 }
 
 function printRead (key: string, result: GetResult, json: boolean): void {
-  const strict = new TextDecoder('utf-8', { fatal: true })
-  const asText = (v: Uint8Array): string | undefined => {
-    try { return strict.decode(v) } catch { return undefined }
-  }
   if (json) {
     const siblings = result.siblings.map(v => {
-      const t = asText(v)
+      const t = utf8Text(v)
       return t === undefined ? { base64: Buffer.from(v).toString('base64') } : { value: t }
     })
     console.log(JSON.stringify({ key, context: result.context, siblings }))
     return
   }
-  for (const v of result.siblings) console.log(asText(v) ?? `base64:${Buffer.from(v).toString('base64')}`)
+  for (const v of result.siblings) console.log(utf8Text(v) ?? `base64:${Buffer.from(v).toString('base64')}`)
 }
 
 async function writeNodeJson (dataDir: string, info: { peerId: string, addrs: string[] }): Promise<void> {

@@ -29,11 +29,18 @@ export function fromBytesId (id: string): Uint8Array {
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
 
+/** The bytes as text when they are well-formed UTF-8, else undefined. */
+export function utf8Text (bytes: Uint8Array): string | undefined {
+  try {
+    return strictUtf8.decode(bytes)
+  } catch {
+    return undefined
+  }
+}
+
 /** A key as an operator would type it: quoted UTF-8 when printable, else 0x-prefixed hex. */
 export function describeKey (key: Uint8Array): string {
-  try {
-    const text = strictUtf8.decode(key)
-    if (text.length > 0 && !/[\u0000-\u001f\u007f-\u009f]/.test(text)) return JSON.stringify(text)
-  } catch {}
+  const text = utf8Text(key)
+  if (text !== undefined && text.length > 0 && !/[\u0000-\u001f\u007f-\u009f]/.test(text)) return JSON.stringify(text)
   return '0x' + toHex(key)
 }

@@ -36,6 +36,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { Counter } from 'prom-client'
 import type { Registry } from 'prom-client'
+import { utf8Text } from '../core/bytes.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 import type { NodeStats } from '../metrics.ts'
 import { OverloadedError } from '../net/admission.ts'
@@ -317,7 +318,7 @@ export class HttpGateway {
     const text: string[] = []
     const binary: string[] = []
     for (const member of members) {
-      const decoded = utf8(member)
+      const decoded = utf8Text(member)
       if (decoded === undefined) binary.push(Buffer.from(member).toString('base64'))
       else text.push(decoded)
     }
@@ -435,16 +436,6 @@ function pathKey (base: string, rawKey: string): Uint8Array {
   const key = decodeKey(rawKey)
   if (key.byteLength === 0) throw new InvalidArgumentError(`no key in the path: use ${base}/{key}, with the key percent-encoded`)
   return key
-}
-
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
-
-function utf8 (bytes: Uint8Array): string | undefined {
-  try {
-    return strictUtf8.decode(bytes)
-  } catch {
-    return undefined
-  }
 }
 
 function sendValue (res: ServerResponse, status: number, body: unknown): void {
