@@ -4,7 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { toBytes } from './core/bytes.ts'
-import { Coordinator, DEFAULT_QUORUM, SERVE_DEADLINES } from './core/coordinator/coordinator.ts'
+import { Coordinator, DEFAULT_QUORUM, NOT_SERVED, SERVE_DEADLINES } from './core/coordinator/coordinator.ts'
 import type { LocalReplica } from './core/coordinator/coordinator.ts'
 import { decodeContext, encodeContext, values } from './core/causality.ts'
 import { refuseReserved } from './core/crdt/typed-value.ts'
@@ -12,7 +12,7 @@ import { KvOps, checkResolver, resolveRead } from './kv-ops.ts'
 import type { Resolver, ShoalCounter, ShoalSet, UpdateFunction, UpdateOptions, UpdateResult } from './kv-ops.ts'
 import type { DvvSet } from './core/causality.ts'
 import type { KvRequest, KvResponse } from './core/coordinator/messages.ts'
-import { InvalidArgumentError, ShoalError, UnavailableError, UnreachableError, remoteError } from './core/errors.ts'
+import { InvalidArgumentError, OverloadedError, ShoalError, UnavailableError, UnreachableError, remoteError } from './core/errors.ts'
 import { MembershipView } from './core/membership-agent.ts'
 import { DEFAULT_N, DEFAULT_PARTITIONS } from './core/ring.ts'
 import { adminCall } from './net/admin.ts'
@@ -323,27 +323,32 @@ export class ShoalClient implements KeyValue {
     }
   }
 
-  /** Sends to the members in turn, connected ones first; moves on only when one is unreachable. */
+  /** Sends to the members in turn, connected ones first; moves on only when one did not serve it (unreachable, or busy). */
   private async request (request: KvRequest): Promise<KvResponse> {
     this.counts.forwarded++
     const connected = new Set(this.libp2p.getConnections().map(c => c.remotePeer.toString()))
     const known = [...new Set([...this.bootstrapPeers, ...this.view.records().filter(m => m.status !== 'left').map(m => m.id)])]
     const order = [...known.filter(id => connected.has(id)), ...known.filter(id => !connected.has(id))]
     const failures: string[] = []
+    let busy = false
     for (const member of order) {
       let response: KvResponse
       try {
         response = await this.send(member, request, this.timeoutMs)
       } catch (err) {
         const e = err as Error
-        if (e.name !== 'UnreachableError') throw e
+        if (!NOT_SERVED.has(e.name)) throw e
         failures.push(`${member}: ${e.message}`)
+        busy ||= e.name === 'OverloadedError'
         continue
       }
-      if (response.type === 'error') throw remoteError(response.name, response.message)
-      return response
+      if (response.type !== 'error') return response
+      if (!NOT_SERVED.has(response.name)) throw remoteError(response.name, response.message)
+      failures.push(`${member}: ${response.name}: ${response.message}`)
+      busy ||= response.name === 'OverloadedError'
     }
-    throw new UnavailableError(`no member could be reached (${failures.join('; ')})`)
+    const why = `(${failures.join('; ')})`
+    throw busy ? new OverloadedError(`every member that could be reached is busy: the request was not served ${why}`) : new UnavailableError(`no member could be reached ${why}`)
   }
 }
 

@@ -62,6 +62,11 @@ export class UnreachableError extends ShoalError {
   override name = 'UnreachableError'
 }
 
+/** The node is serving as much as it allows itself: the request was not served (safe to retry). */
+export class OverloadedError extends ShoalError {
+  override name = 'OverloadedError'
+}
+
 /** A request that must be coordinated by a preflist member reached a node that is not one. */
 export class NotOwnerError extends ShoalError {
   override name = 'NotOwnerError'

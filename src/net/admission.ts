@@ -16,12 +16,7 @@
  * ticket?.release()                              // when the stream is done
  * ```
  */
-import { InvalidArgumentError, ShoalError } from '../core/errors.ts'
-
-/** The node is serving as much as it allows itself: the request was not served (safe to retry). */
-export class OverloadedError extends ShoalError {
-  override name = 'OverloadedError'
-}
+import { InvalidArgumentError } from '../core/errors.ts'
 
 export interface AdmissionLimits {
   /** Requests served at once by the node. */

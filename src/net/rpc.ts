@@ -34,8 +34,7 @@ import { lpStream } from '@libp2p/utils'
 import type { LengthPrefixedStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Uint8ArrayList } from 'uint8arraylist'
-import { InvalidArgumentError, MalformedDataError, ShoalError, TimeoutError, UnreachableError } from '../core/errors.ts'
-import { OverloadedError } from './admission.ts'
+import { InvalidArgumentError, MalformedDataError, OverloadedError, ShoalError, TimeoutError, UnreachableError } from '../core/errors.ts'
 import type { Admission, Ticket } from './admission.ts'
 
 /** The stream closed or was reset after the request was sent, with no reply: it may or may not have been handled. */

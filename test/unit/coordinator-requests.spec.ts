@@ -3,6 +3,7 @@ import { bytesId, toBytes } from '../../src/core/bytes.ts'
 import { equals, merge, update, values } from '../../src/core/causality.ts'
 import type { DvvSet } from '../../src/core/causality.ts'
 import { Coordinator } from '../../src/core/coordinator/coordinator.ts'
+import { OverloadedError, UnreachableError } from '../../src/core/errors.ts'
 import type { LocalReplica } from '../../src/core/coordinator/coordinator.ts'
 import type { Env } from '../../src/core/env.ts'
 import { Ring } from '../../src/core/ring.ts'
@@ -90,6 +91,47 @@ describe('coordinator requests', () => {
     const tooBig = await coordinator.handle({ type: 'put', key: mine, value: new Uint8Array(9), context: new Map(), forwarded: true })
     assert.equal(tooBig.type === 'error' ? tooBig.name : tooBig.type, 'InvalidArgumentError')
     assert.equal(objects.size, 0)
+  })
+
+  it('a put for another member\'s key goes to the next owner when one refuses it unserved (busy, unreachable, not an owner), never after one that may have served it', async () => {
+    const ring = new Ring(['o1', 'o2', 'o3'].map(id => ({ id, weight: 1 })), { partitions: 16, n: 3 })
+    const key = toBytes('forwarded')
+    const owners = ring.owners(ring.partitionOf(key))
+    const written = update(undefined, new Map(), 'o', toBytes('v'), 1)
+    const run = async (answers: Array<string | undefined>): Promise<{ sent: string[], outcome: DvvSet | Error }> => {
+      const sent: string[] = []
+      const noReplica = async (): Promise<never> => { throw new Error('the forwarder holds no replica') }
+      const coordinator = new Coordinator({
+        self: 'forwarder', env: { now: () => 1000, random: () => 0.5, setTimer: () => ({ cancel: () => {} }) },
+        replica: { actorId: '', get: noReplica, modify: noReplica, merge: noReplica, putHint: noReplica },
+        ring: () => ring, isUp: () => true, r: 2, w: 2,
+        transport: async (member) => {
+          const answer = answers[sent.push(member) - 1]
+          if (answer === 'UnreachableError') throw new UnreachableError('connection refused')
+          return answer === undefined ? { type: 'put', object: written } : { type: 'error', name: answer, message: 'no' }
+        }
+      })
+      try {
+        return { sent, outcome: await coordinator.put(key, toBytes('v')) }
+      } catch (err) {
+        return { sent, outcome: err as Error }
+      }
+    }
+    const served = await run(['OverloadedError', 'UnreachableError', undefined])
+    assert.deepEqual(served.sent, owners, 'each owner in turn until one takes it')
+    assert.ok(!(served.outcome instanceof Error) && equals(served.outcome, written))
+
+    const allBusy = await run(['OverloadedError', 'NotOwnerError', 'OverloadedError'])
+    assert.equal(allBusy.sent.length, 3)
+    assert.ok(allBusy.outcome instanceof OverloadedError, 'busy owners: busy, safe to retry, not a reason to route elsewhere')
+    const allDown = await run(['UnreachableError', 'UnreachableError', 'UnreachableError'])
+    assert.equal((allDown.outcome as Error).name, 'UnavailableError')
+
+    for (const maybeServed of ['TimeoutError', 'QuorumError', 'NoReplyError']) {
+      const once = await run([maybeServed, undefined])
+      assert.deepEqual(once.sent, owners.slice(0, 1), `${maybeServed}: not sent again`)
+      assert.equal((once.outcome as Error).name, maybeServed)
+    }
   })
 
   it('answers every request, bad ones with a typed error response instead of throwing', async () => {

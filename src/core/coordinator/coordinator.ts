@@ -4,7 +4,7 @@ import { decodeCrdt, isReserved } from '../crdt/typed-value.ts'
 import type { DvvSet, VersionVector } from '../causality.ts'
 import type { Env } from '../env.ts'
 import {
-  InvalidArgumentError, NotOwnerError, ShoalError, TooManySiblingsError, UnavailableError, remoteError
+  InvalidArgumentError, NotOwnerError, OverloadedError, ShoalError, TooManySiblingsError, UnavailableError, remoteError
 } from '../errors.ts'
 import type { Ring } from '../ring.ts'
 import { GetCore } from './get.ts'
@@ -46,6 +46,9 @@ export const DEFAULT_QUORUM = 2
  * so the forwarder must outwait it to hear its QuorumError rather than time out first.
  */
 export const FORWARD_DEADLINES = 2
+/** Errors that say a request was not served, so another member may take it without doubling it. */
+export const NOT_SERVED: ReadonlySet<string> = new Set(['UnreachableError', 'NotOwnerError', 'OverloadedError'])
+
 /** What serving one request may take, forwarding included: the server's and clients' deadline. */
 export const SERVE_DEADLINES = FORWARD_DEADLINES + 1
 
@@ -288,10 +291,11 @@ export class Coordinator {
     return object
   }
 
-  /** Hands a put to a preflist member, live ones first; moves on only when one cannot be reached. */
+  /** Hands a put to a preflist member, live ones first; moves on only when one did not take it. */
   private async forwardPut (owners: readonly string[], request: KvRequest): Promise<DvvSet> {
     const order = [...owners.filter(m => this.isUp(m)), ...owners.filter(m => !this.isUp(m))]
     const failures: string[] = []
+    let busy = false
     for (const owner of order) {
       try {
         // The owner needs its own deadline for the replicas, and the way there and back.
@@ -300,13 +304,18 @@ export class Coordinator {
         throw new ShoalError(`unexpected ${response.type} response to a put`)
       } catch (err) {
         const e = err as Error
-        // Only a request that surely was not delivered may go to the next owner: a retried put
-        // after a timeout could write the value twice.
-        if (e.name !== 'UnreachableError' && e.name !== 'NotOwnerError') throw e
+        // Only a request that surely was not served may go to the next owner (unreachable, not an
+        // owner, or refused unserved by a busy owner): a retried put after a timeout could write
+        // the value twice.
+        if (!NOT_SERVED.has(e.name)) throw e
         failures.push(`${owner}: ${describe(e)}`)
+        busy ||= e.name === 'OverloadedError'
       }
     }
-    throw new UnavailableError(`no member of the key's preflist could coordinate the write (${failures.join('; ')})`)
+    // Busy is what to say when an owner was: the write may be retried, and sending it to a
+    // member that is not an owner would only add to the load.
+    const why = `(${failures.join('; ')})`
+    throw busy ? new OverloadedError(`every owner of the key that could be reached is busy: nothing was written ${why}`) : new UnavailableError(`no member of the key's preflist could coordinate the write ${why}`)
   }
 
   /** Reports how long a foreground request took, failed or not. */
