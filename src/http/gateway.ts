@@ -101,6 +101,7 @@ const RESPONSES_METRIC = 'shoal_http_responses_total'
 const KV_METHODS = ['GET', 'HEAD', 'PUT', 'DELETE'] as const
 const READ_METHODS = ['GET', 'HEAD'] as const
 const COUNTER_METHODS = ['GET', 'HEAD', 'POST'] as const
+const JSON_HEADERS = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' }
 const SET_MEMBER_METHODS = ['GET', 'HEAD', 'PUT', 'DELETE'] as const
 /** The status page runs only its own inline script and talks only to this gateway. */
 const PAGE_POLICY = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:"
@@ -238,7 +239,7 @@ export class HttpGateway {
       const slash = rest.indexOf('/')
       if (slash === -1) {
         allow(method, READ_METHODS, path)
-        await this.setMembers(res, rest, query)
+        await this.setMembers(res, ticket, rest, query)
       } else {
         allow(method, SET_MEMBER_METHODS, path)
         await this.setMember(res, method, rest.slice(0, slash), rest.slice(slash + 1), query)
@@ -252,7 +253,7 @@ export class HttpGateway {
       if (path === '/') {
         send(res, 200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': PAGE_POLICY, 'Cache-Control': 'no-cache' }, STATUS_PAGE)
       } else if (path === '/stats') {
-        send(res, 200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' }, JSON.stringify(await this.node.stats()) + '\n')
+        send(res, 200, JSON_HEADERS, JSON.stringify(await this.node.stats()) + '\n')
       } else {
         send(res, 200, { 'Content-Type': this.node.metrics.contentType, 'Cache-Control': 'no-store' }, await this.node.metrics.text())
       }
@@ -308,11 +309,11 @@ export class HttpGateway {
     } else {
       value = await counter.value(quorum(parseQuery(query, ['r']), 'r'))
     }
-    sendValue(res, 200, { value })
+    send(res, 200, JSON_HEADERS, JSON.stringify({ value }) + '\n')
   }
 
   /** `GET /sets/{key}`: the members, in byte order. */
-  private async setMembers (res: ServerResponse, rawKey: string, query: string): Promise<void> {
+  private async setMembers (res: ServerResponse, ticket: Ticket, rawKey: string, query: string): Promise<void> {
     const members = await this.node.set(pathKey('/sets', rawKey)).members(quorum(parseQuery(query, ['r']), 'r'))
     const text: string[] = []
     const binary: string[] = []
@@ -321,7 +322,10 @@ export class HttpGateway {
       if (decoded === undefined) binary.push(Buffer.from(member).toString('base64'))
       else text.push(decoded)
     }
-    sendValue(res, 200, binary.length === 0 ? { members: text } : { members: text, binary })
+    const body = JSON.stringify(binary.length === 0 ? { members: text } : { members: text, binary }) + '\n'
+    // A set can be as large as a value: its reply counts against the budget like a value's.
+    this.hold(ticket, Buffer.byteLength(body), 'replies')
+    send(res, 200, JSON_HEADERS, body)
   }
 
   /** `PUT`, `DELETE` or `GET /sets/{key}/{member}`: add, remove, or ask about one member. */
@@ -366,7 +370,7 @@ interface Ticket {
 
 /** An error's body: `{error, message, advice}`. */
 function sendJson (req: IncomingMessage, res: ServerResponse, status: number, extra: Record<string, string>, body: { error: string, message: string, advice: string }): void {
-  const headers: Record<string, string> = { ...extra, 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' }
+  const headers: Record<string, string> = { ...extra, ...JSON_HEADERS }
   // A body left unread (refused before or while it was sent) is not drained: the connection goes.
   if (!req.complete) headers.Connection = 'close'
   send(res, status, headers, JSON.stringify(body) + '\n')
@@ -437,9 +441,7 @@ function pathKey (base: string, rawKey: string): Uint8Array {
   return key
 }
 
-function sendValue (res: ServerResponse, status: number, body: unknown): void {
-  send(res, status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' }, JSON.stringify(body) + '\n')
-}
+
 
 /** The X-Shoal-Context header, once; the node decodes it (InvalidContextError when malformed). */
 function contextHeader (req: IncomingMessage): string | undefined {

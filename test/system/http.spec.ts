@@ -495,6 +495,10 @@ describe('the HTTP gateway', function () {
       const put = await fetch(`${small.url}kv/large-upload`, { method: 'PUT', body: new Uint8Array(2000) })
       assert.equal(put.status, 503)
       await absent('large-upload')
+      await node.set('large-set').add('m'.repeat(1200))
+      const members = await fetch(`${small.url}sets/large-set`)
+      assert.equal(members.status, 503, 'a set\'s reply counts like a value\'s')
+      assert.equal((await members.json() as { error: string }).error, 'OverloadedError')
       // Within the budget, and its bytes are given back once each answer is written.
       for (let i = 0; i < 3; i++) {
         const fits = await fetch(`${small.url}kv/fits-${i}`, { method: 'PUT', body: new Uint8Array(900) })
