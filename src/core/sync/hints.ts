@@ -24,8 +24,9 @@ export interface HintStats {
  * only after the target acknowledged it, and only if no newer write merged into it meanwhile.
  *
  * A target that left the ring (or was removed) gets nothing: its hints go to the key's current
- * owners instead, and so does a hint whose key the ring moved off its target meanwhile. While this member leaves, hints for a target still down go to the key's live
- * owners too, so that leaving never waits on a member that may not come back.
+ * owners instead, and so does a hint whose key the ring moved off its target meanwhile. While
+ * this member leaves, hints for a target still down go to the key's live owners too, so that
+ * leaving never waits on a member that may not come back.
  */
 export class HintedHandoff {
   readonly stats: HintStats = { pending: 0, delivered: 0 }
